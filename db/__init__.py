@@ -1,0 +1,1 @@
+"""Everything that speaks SQL: pool, migrations, embedded server, one module per table family."""

@@ -1,0 +1,1 @@
+"""Device adapters, their health and their field simulators."""

@@ -1,0 +1,1 @@
+"""The MQTT link of the hub and the embedded broker."""

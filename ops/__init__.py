@@ -1,0 +1,1 @@
+"""The hub and the operations domain."""

@@ -1,0 +1,5 @@
+"""``python -m ops`` is ``posko``."""
+
+from ops.cli import main
+
+raise SystemExit(main())

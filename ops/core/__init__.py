@@ -1,0 +1,1 @@
+"""Runtime core: config, bus, adapters and their supervisor. Imports no other Posko package."""

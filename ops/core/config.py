@@ -1,0 +1,288 @@
+"""Configuration: one TOML file plus ``POSKO_<SECTION>__<KEY>`` environment overrides.
+
+Everything is validated before the hub starts; an error names the key (or variable) and what was
+wrong. Unknown keys are errors, so a typo never silently falls back to a default. Secrets come only
+from the environment, so a config file can be shared without leaking them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from ops.core.errors import ConfigError
+
+ENV_PREFIX = "POSKO_"
+ENV_SEPARATOR = "__"
+DEFAULT_CONFIG_FILE = Path("posko.toml")
+
+#: Keys that may only come from the environment.
+SECRET_KEYS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("database", "password"),
+        ("mqtt", "password"),
+        ("web", "session_secret"),
+        ("intake", "connector_token"),
+    }
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HubConfig(_Section):
+    """The hub process itself."""
+
+    id: str = Field(default="posko", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    data_dir: Path = Path("var")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    timezone: str = "Asia/Jakarta"
+    shutdown_timeout: float = Field(default=10.0, gt=0, le=120)
+
+
+class WebConfig(_Section):
+    """The HTTP API, live socket and pages."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    secure_cookies: bool = False
+    live_queue: int = Field(default=256, ge=8, le=100_000)
+    login_attempts_per_minute: int = Field(default=10, ge=1, le=10_000)
+    session_secret: SecretStr | None = None
+
+
+class DatabaseConfig(_Section):
+    """PostgreSQL; no URL means the embedded server under ``hub.data_dir``."""
+
+    url: str | None = None
+    password: SecretStr | None = None
+    pool_min: int = Field(default=1, ge=0, le=100)
+    pool_max: int = Field(default=10, ge=1, le=200)
+    connect_timeout: float = Field(default=5.0, gt=0, le=120)
+    command_timeout: float = Field(default=10.0, gt=0, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"postgresql", "postgres"}:
+            raise ValueError("must start with postgresql://")
+        if parts.password:
+            raise ValueError(
+                "must not contain a password; set POSKO_DATABASE__PASSWORD in the environment"
+            )
+        return value
+
+
+class MqttConfig(_Section):
+    """The MQTT broker; no URL means the embedded broker on ``embedded_port``."""
+
+    url: str | None = None
+    embedded_port: int = Field(default=1883, ge=1, le=65535)
+    prefix: str = Field(default="posko", pattern=r"^[A-Za-z0-9_/-]{1,64}$")
+    username: str | None = None
+    password: SecretStr | None = None
+    keepalive: int = Field(default=30, ge=5, le=3600)
+    connect_timeout: float = Field(default=5.0, gt=0, le=120)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "mqtt" or not parts.hostname:
+            raise ValueError("must look like mqtt://host:port")
+        if parts.password:
+            raise ValueError("must not contain a password; set POSKO_MQTT__PASSWORD")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"has a bad port: {exc}") from exc
+        return value
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        """Where the hub connects: the configured broker, or the embedded one on loopback."""
+        if self.url is None:
+            return "127.0.0.1", self.embedded_port
+        parts = urlsplit(self.url)
+        return parts.hostname or "127.0.0.1", parts.port or 1883
+
+
+class CasesConfig(_Section):
+    """Cases: duplicate detection, the SLA watch and the public endpoints' limits."""
+
+    duplicate_distance_m: float = Field(default=500.0, ge=0, le=100_000)
+    duplicate_window_minutes: float = Field(default=120.0, ge=0, le=7 * 24 * 60)
+    sla_check_seconds: float = Field(default=15.0, gt=0, le=3600)
+    public_reports_per_minute: int = Field(default=10, ge=1, le=10_000)
+    public_lookups_per_minute: int = Field(default=30, ge=1, le=10_000)
+
+
+class IntakeConfig(_Section):
+    """Intake channels: the SMTP listener (off without a port) and the external connector."""
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int | None = Field(default=None, ge=0, le=65535)
+    max_mail_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    email_category: str = "other"
+    connector_url: str | None = None
+    connector_source: str = Field(default="lapor", pattern=r"^[a-z0-9_-]{1,32}$")
+    connector_interval: float = Field(default=60.0, gt=0, le=86_400)
+    connector_timeout: float = Field(default=10.0, gt=0, le=300)
+    connector_token: SecretStr | None = None
+
+
+class MapConfig(_Section):
+    """The console's and wall's map: the offline outline, plus online tiles and provinces if set."""
+
+    center_lat: float = Field(default=-2.5, ge=-90, le=90)
+    center_lon: float = Field(default=118.0, ge=-180, le=180)
+    zoom: int = Field(default=5, ge=2, le=18)
+    provinces_file: Path | None = None
+    tile_url: str | None = None
+    tile_attribution: str = Field(default="", max_length=300)
+
+    @field_validator("tile_url")
+    @classmethod
+    def _check_tile_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http(s) URL like https://tiles.example/{z}/{x}/{y}.png")
+        if not all(part in value for part in ("{z}", "{x}", "{y}")):
+            raise ValueError("must contain {z}, {x} and {y}")
+        return value
+
+
+class DevicesConfig(_Section):
+    """Device health and the MQTT device bus (see docs/devices.md)."""
+
+    offline_after: float = Field(default=60.0, gt=0, le=86_400)
+    hysteresis: float = Field(default=10.0, ge=0, le=3600)
+    escalate_after: float = Field(default=300.0, gt=0, le=86_400)
+    history_days: float = Field(default=7.0, gt=0, le=3650)
+    sample_every: float = Field(default=5.0, ge=0, le=3600)
+    share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    max_payload: int = Field(default=16_384, ge=256, le=1_048_576)
+    rate_per_device: float = Field(default=10.0, gt=0, le=10_000)
+
+
+class DispatchConfig(_Section):
+    """Units and dispatch: ack timeouts per channel, position freshness (docs/dispatch.md)."""
+
+    mqtt_ack_timeout: float = Field(default=60.0, gt=0, le=86_400)
+    radio_ack_timeout: float = Field(default=120.0, gt=0, le=86_400)
+    satellite_ack_timeout: float = Field(default=600.0, gt=0, le=86_400)
+    auto_escalate: bool = True
+    stale_after: float = Field(default=900.0, gt=0, le=7 * 86_400)
+    future_tolerance: float = Field(default=60.0, ge=0, le=3600)
+    watch_interval: float = Field(default=1.0, gt=0, le=600)
+    position_batch: int = Field(default=2000, ge=1, le=100_000)
+    position_flush: float = Field(default=0.2, gt=0, le=60)
+    position_buffer: int = Field(default=100_000, ge=100, le=10_000_000)
+
+
+class Config(_Section):
+    """The whole configuration."""
+
+    hub: HubConfig = HubConfig()
+    web: WebConfig = WebConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    mqtt: MqttConfig = MqttConfig()
+    devices: DevicesConfig = DevicesConfig()
+    map: MapConfig = MapConfig()
+    cases: CasesConfig = CasesConfig()
+    intake: IntakeConfig = IntakeConfig()
+    dispatch: DispatchConfig = DispatchConfig()
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the file (if any), apply environment overrides, and validate everything.
+
+    ``path`` None reads ``posko.toml`` when it exists. Raises ConfigError naming the key.
+    """
+    environ = {} if environ is None else environ
+    data: dict[str, Any] = {}
+    source = "defaults"
+    file = path
+    if file is None and DEFAULT_CONFIG_FILE.exists():
+        file = DEFAULT_CONFIG_FILE
+    if file is not None:
+        data = _read_toml(file)
+        source = str(file)
+        _refuse_secrets_in_file(data, source)
+    origins = _apply_environment(data, environ)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, origins, source)) from None
+
+
+def _read_toml(file: Path) -> dict[str, Any]:
+    try:
+        with file.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {file} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+
+
+def _refuse_secrets_in_file(data: Mapping[str, Any], source: str) -> None:
+    for section, key in sorted(SECRET_KEYS):
+        table = data.get(section)
+        if isinstance(table, dict) and key in table:
+            variable = f"{ENV_PREFIX}{section.upper()}{ENV_SEPARATOR}{key.upper()}"
+            raise ConfigError(
+                f"{section}.{key} in {source}: secrets are read only from the environment; "
+                f"set {variable} instead"
+            )
+
+
+def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Merge ``POSKO_<SECTION>__<KEY>`` variables into ``data``; return key -> variable name."""
+    origins: dict[str, str] = {}
+    sections = Config.model_fields
+    for variable, value in sorted(environ.items()):
+        if not variable.startswith(ENV_PREFIX) or ENV_SEPARATOR not in variable:
+            continue
+        section, _, key = variable[len(ENV_PREFIX) :].lower().partition(ENV_SEPARATOR)
+        if section not in sections:
+            raise ConfigError(
+                f"{variable}: unknown section {section!r} (known: {', '.join(sections)})"
+            )
+        table = data.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{section}: must be a table")
+        table[key] = value
+        origins[f"{section}.{key}"] = variable
+    return origins
+
+
+def _explain(exc: ValidationError, origins: Mapping[str, str], source: str) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        where = origins.get(key, source)
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        got = error.get("input")
+        secretive = key.endswith(("url", "password", "secret"))
+        quiet = secretive or error["type"] in {"extra_forbidden", "missing"}
+        shown = "" if quiet else f" (got {got!r})"
+        lines.append(f"{key}: {message}{shown} [{where}]")
+    return "invalid configuration: " + "; ".join(lines)

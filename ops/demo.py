@@ -1,0 +1,246 @@
+"""The demo room of ``posko up --demo``: seeded units, a wall, a demo account, a flow of reports.
+
+The field itself (units moving and answering over MQTT, devices sending telemetry) is the
+simulated field in ``devices/mqtt/field.py``; this module prepares the room around it and keeps
+a trickle of public reports coming so the queue, the map and the wall have something to show.
+Seeding is idempotent: a second ``--demo`` start reuses what the first one made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+from dataclasses import dataclass
+
+from db import cases as case_rows
+from db import users as user_rows
+from db.pool import Pool
+from ops import passwords
+from ops.cases.intake import IncomingReport, submit_report
+from ops.core.adapter import AdapterContext
+from ops.core.bus import Bus
+from ops.units.errors import UnitTaken
+from ops.units.service import UnitSpec, create_unit
+from ops.users import Role, add_user
+from videowall.service import WallNotFound, get_wall, put_wall
+from videowall.tiles import Layout
+
+_LOGGER = logging.getLogger(__name__)
+
+DEMO_USER = "demo"
+DEMO_WALL = "utama"
+DEMO_CHANNEL = "public"
+#: Jakarta's Monas, the centre of the demo field.
+CENTRE = (-6.1754, 106.8272)
+DEFAULT_REPORT_INTERVAL = 60.0
+MAX_OPEN_DEMO_CASES = 25
+
+
+@dataclass(frozen=True, slots=True)
+class DemoUnit:
+    """A unit of the demo room and where it is based."""
+
+    id: str
+    callsign: str
+    name: str
+    kind: str
+    skills: tuple[str, ...]
+    lat: float
+    lon: float
+
+
+UNITS: tuple[DemoUnit, ...] = (
+    DemoUnit(
+        "tagana-01",
+        "TAGANA-01",
+        "Tagana Jakarta Pusat",
+        "volunteer",
+        ("evacuation", "first_aid"),
+        -6.1862,
+        106.8342,
+    ),
+    DemoUnit(
+        "tagana-02",
+        "TAGANA-02",
+        "Tagana Jakarta Utara",
+        "volunteer",
+        ("evacuation", "water_rescue"),
+        -6.1275,
+        106.8623,
+    ),
+    DemoUnit(
+        "tksk-01",
+        "TKSK-01",
+        "TKSK Menteng",
+        "social_worker",
+        ("social_assessment",),
+        -6.1963,
+        106.8321,
+    ),
+    DemoUnit(
+        "damkar-01", "DAMKAR-01", "Damkar Gambir", "fire", ("firefighting",), -6.1701, 106.8166
+    ),
+    DemoUnit(
+        "damkar-02",
+        "DAMKAR-02",
+        "Damkar Tanah Abang",
+        "fire",
+        ("firefighting", "rescue"),
+        -6.2088,
+        106.8106,
+    ),
+    DemoUnit(
+        "medis-01",
+        "MEDIS-01",
+        "Ambulans Cempaka Putih",
+        "medic",
+        ("first_aid", "ambulance"),
+        -6.1783,
+        106.8701,
+    ),
+    DemoUnit("satpol-01", "SATPOL-01", "Satpol PP Senen", "public_order", (), -6.1742, 106.8442),
+    DemoUnit(
+        "logistik-01",
+        "LOG-01",
+        "Gudang Logistik Kemayoran",
+        "logistics",
+        ("supply",),
+        -6.1566,
+        106.8453,
+    ),
+)
+
+#: Report templates: category, title, description.
+REPORTS: tuple[tuple[str, str, str], ...] = (
+    ("fire", "Asap dari gudang", "Warga melihat asap tebal dari gudang di gang sebelah pasar."),
+    (
+        "disaster",
+        "Banjir setinggi lutut",
+        "Air masuk ke rumah warga sejak subuh, anak-anak mengungsi.",
+    ),
+    ("medical", "Warga pingsan di halte", "Seorang bapak pingsan di halte, belum sadar."),
+    ("elderly", "Lansia hidup sendiri", "Nenek tinggal sendiri, tidak makan dua hari."),
+    ("child_protection", "Anak terlantar", "Dua anak kecil tidur di emperan toko setiap malam."),
+    ("infrastructure", "Pohon tumbang", "Pohon besar tumbang menutup separuh jalan."),
+    ("public_order", "Keributan di pasar", "Pedagang bertengkar, mulai ramai orang berkumpul."),
+    (
+        "social_aid",
+        "Keluarga belum terima bantuan",
+        "Keluarga miskin belum terdaftar bantuan sosial.",
+    ),
+    ("animals", "Ular masuk rumah", "Ular sanca sekitar dua meter di dapur warga."),
+)
+
+
+async def seed(pool: Pool, bus: Bus) -> list[DemoUnit]:
+    """Create the demo units and wall if missing; return the units (all of them, new or not)."""
+    for unit in UNITS:
+        spec = UnitSpec.model_validate(
+            {
+                "id": unit.id,
+                "callsign": unit.callsign,
+                "name": unit.name,
+                "kind": unit.kind,
+                "skills": list(unit.skills),
+                "home_center": unit.name,
+                "channels": [{"channel": "mqtt", "address": unit.id}],
+            }
+        )
+        with contextlib.suppress(UnitTaken):
+            await create_unit(pool, bus, spec, actor="demo")
+    try:
+        await get_wall(pool, DEMO_WALL)
+    except WallNotFound:
+        layout = Layout(
+            title="Posko demo",
+            rows=2,
+            columns=2,
+            tiles=[
+                {
+                    "kind": "map",
+                    "title": "Jakarta",
+                    "lat": CENTRE[0],
+                    "lon": CENTRE[1],
+                    "zoom": 12,
+                    "layers": ["cases", "units", "devices"],
+                },
+                {"kind": "queue", "title": "Antrean"},
+                {"kind": "kpis", "title": "Indikator"},
+                {"kind": "devices", "title": "Perangkat"},
+            ],
+        )
+        await put_wall(pool, bus, DEMO_WALL, layout, actor="demo")
+    return list(UNITS)
+
+
+async def demo_account(pool: Pool) -> str:
+    """Make sure the demo supervisor exists with a fresh password; return that password.
+
+    A new password every start: nothing is printed that still works after the demo stops.
+    """
+    password = secrets.token_urlsafe(12)
+    async with pool.acquire() as conn:
+        existing = await user_rows.get_user_by_username(conn, DEMO_USER)
+    if existing is None:
+        await add_user(
+            pool,
+            username=DEMO_USER,
+            password=password,
+            role=Role.SUPERVISOR,
+            actor="demo",
+            display_name="Demo supervisor",
+        )
+        return password
+    password_hash = await passwords.hash_password(password)
+    async with pool.acquire() as conn:
+        await user_rows.set_password_hash(conn, existing.id, password_hash)
+    return password
+
+
+class DemoReports:
+    """An adapter that files a public report now and then, as the room's public would."""
+
+    name = "demo.reports"
+    heartbeat_interval: float | None = None
+
+    def __init__(
+        self,
+        pool: Pool,
+        bus: Bus,
+        *,
+        interval: float = DEFAULT_REPORT_INTERVAL,
+        seed: int | None = None,
+    ) -> None:
+        self._pool = pool
+        self._bus = bus
+        self._interval = interval
+        self._random = random.Random(seed)  # noqa: S311 - a simulation, not cryptography
+
+    async def run(self, ctx: AdapterContext) -> None:
+        """File one report per interval while the demo queue is short; never fill the room."""
+        ctx.heartbeat()
+        while True:
+            async with self._pool.acquire() as conn:
+                open_cases = await case_rows.count_open(conn, channel=DEMO_CHANNEL)
+            if open_cases < MAX_OPEN_DEMO_CASES:
+                ref = await submit_report(self._pool, self._bus, self.report())
+                ctx.logger.info("demo report filed as %s", ref.number)
+            await asyncio.sleep(self._interval * self._random.uniform(0.5, 1.5))
+
+    def report(self) -> IncomingReport:
+        """A plausible report somewhere in central Jakarta."""
+        category, title, description = self._random.choice(REPORTS)
+        return IncomingReport(
+            channel=DEMO_CHANNEL,
+            category=category,
+            title=title,
+            description=description,
+            lat=round(CENTRE[0] + self._random.uniform(-0.05, 0.05), 6),
+            lon=round(CENTRE[1] + self._random.uniform(-0.05, 0.05), 6),
+            address="Jakarta Pusat (demo)",
+            region="DKI Jakarta",
+            actor="demo",
+        )

@@ -1,0 +1,1 @@
+"""Dispatch: orders to field units through a durable outbox, acknowledgements and escalation."""

@@ -1,0 +1,90 @@
+"""Wiring of units and dispatch into a hub.
+
+The position ingestor, the channel senders, the MQTT app channel, the inbound worker and the
+watch all start here.
+
+Radio and satellite plug in with :func:`add_sender` from their own ``setup(hub)``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ops.dispatch.channels import OutboxSender, Sender
+from ops.dispatch.mqtt_app import MqttAppSender, MqttUnitInbound
+from ops.dispatch.service import DispatchService
+from ops.dispatch.watch import DispatchWatch, PositionFeed
+from ops.units.positions import PositionIngestor
+
+if TYPE_CHECKING:
+    from ops.app import Hub
+
+
+@dataclass(slots=True)
+class DispatchParts:
+    """The running parts the web layer and other domains reach."""
+
+    service: DispatchService
+    ingestor: PositionIngestor
+    inbound: MqttUnitInbound
+    senders: dict[str, OutboxSender] = field(default_factory=dict)
+
+
+_PARTS: weakref.WeakKeyDictionary[Hub, DispatchParts] = weakref.WeakKeyDictionary()
+
+
+def parts_of(hub: Hub) -> DispatchParts:
+    """The dispatch parts of a started hub."""
+    try:
+        return _PARTS[hub]
+    except KeyError:
+        raise RuntimeError("dispatch is not set up on this hub") from None
+
+
+async def setup(hub: Hub) -> None:
+    """Start units and dispatch on a hub (one line in ``ops.app.domain_services``)."""
+    cfg = hub.config.dispatch
+    service = DispatchService(
+        hub.pool,
+        hub.bus,
+        timeouts={
+            "mqtt": cfg.mqtt_ack_timeout,
+            "radio": cfg.radio_ack_timeout,
+            "satellite": cfg.satellite_ack_timeout,
+        },
+        auto_escalate=cfg.auto_escalate,
+        stale_after=cfg.stale_after,
+    )
+    ingestor = PositionIngestor(
+        hub.pool,
+        hub.bus,
+        batch=cfg.position_batch,
+        flush=cfg.position_flush,
+        buffer=cfg.position_buffer,
+        future_tolerance=cfg.future_tolerance,
+    )
+    inbound = MqttUnitInbound(hub.mqtt, hub.bus, service, ingestor)
+    parts = DispatchParts(service, ingestor, inbound)
+    _PARTS[hub] = parts
+    await service.resume()
+    inbound.attach()
+    hub.supervisor.start(ingestor)
+    hub.supervisor.start(PositionFeed(ingestor))
+    hub.supervisor.start(inbound)
+    add_sender(hub, MqttAppSender(hub.mqtt))
+    hub.supervisor.start(DispatchWatch(service, cfg.watch_interval))
+    hub.on_stop(ingestor.drain)
+
+
+def add_sender(hub: Hub, sender: Sender) -> OutboxSender:
+    """Plug a channel in: its queued copies are drained by ``sender`` from now on."""
+    parts = parts_of(hub)
+    worker = OutboxSender(
+        hub.pool, hub.bus, sender, timeout=parts.service.timeout_of(sender.channel)
+    )
+    parts.senders[sender.channel] = worker
+    parts.service.on_queued(sender.channel, worker.wake)
+    hub.supervisor.start(worker)
+    return worker

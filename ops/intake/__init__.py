@@ -1,0 +1,1 @@
+"""Intake channels that are not web forms: panic buttons, email and the external connector."""

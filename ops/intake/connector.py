@@ -1,0 +1,221 @@
+"""The external national complaint system (SP4N-LAPOR style), pulled over HTTP JSON.
+
+Every ``intake.connector_interval`` seconds the connector ``GET``s ``{connector_url}/records``,
+expecting ``{"records": [...]}`` (or a bare list) of objects with at least ``id`` and a
+``description`` or ``title``; optional ``category`` (a Posko category code, anything else
+becomes ``other``), ``priority``, ``lat``/``lon``, ``address``, ``region``, ``reporter_name``,
+``reporter_contact``. Each record becomes a case once: the external id is unique per source, so
+re-reading a record changes nothing. Then it pushes every changed status back with ``POST
+{connector_url}/records/{id}/status`` and ``{"status": ..., "case_number": ...}``; a push that
+fails is retried next cycle (the last pushed status is kept on the case).
+
+A response that is not JSON or not a list of records puts the connector in backoff (nothing is
+written); a single bad record is skipped with a warning and the others go in. 401/403 stop it
+with an alarm. ``POSKO_INTAKE__CONNECTOR_TOKEN``, when set, is sent as a bearer token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from db import cases as case_rows
+from db import categories
+from db.pool import Pool
+from ops.cases.errors import InvalidReport
+from ops.cases.intake import IncomingReport, submit_report
+from ops.cases.model import MAX_DESCRIPTION, MAX_SHORT, MAX_TITLE, PRIORITIES
+from ops.core.adapter import AdapterContext
+from ops.core.bus import Bus
+from ops.core.config import CasesConfig, IntakeConfig
+from ops.core.errors import AdapterAuthError, AdapterNotReady
+
+_LOGGER = logging.getLogger(__name__)
+
+CHANNEL = "external"
+MAX_RESPONSE_BYTES = 8 * 1_048_576
+FALLBACK_CATEGORY = "other"
+MAX_REMEMBERED = 10_000  # bad records remembered so each is warned about once
+HTTP_UNAUTHORIZED = 401
+HTTP_FORBIDDEN = 403
+HTTP_ERROR = 400
+
+
+class ConnectorError(AdapterNotReady):
+    """The external system answered with something unusable; retried with backoff."""
+
+
+class ExternalRecord(BaseModel):
+    """One record of the external system (unknown keys are ignored: it is their format)."""
+
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+    id: str = Field(min_length=1, max_length=200)
+    title: str | None = Field(default=None, max_length=MAX_TITLE)
+    description: str = Field(default="", max_length=MAX_DESCRIPTION)
+    category: str | None = Field(default=None, max_length=64)
+    priority: str | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    address: str | None = Field(default=None, max_length=MAX_SHORT)
+    region: str | None = Field(default=None, max_length=MAX_SHORT)
+    reporter_name: str | None = Field(default=None, max_length=MAX_SHORT)
+    reporter_contact: str | None = Field(default=None, max_length=MAX_SHORT)
+
+    @field_validator("priority")
+    @classmethod
+    def _known_priority(cls, value: str | None) -> str | None:
+        if value is not None and value not in PRIORITIES:
+            raise ValueError(f"must be one of {', '.join(PRIORITIES)}")
+        return value
+
+
+class ExternalConnector:
+    """Polls the external system, files its records as cases, pushes statuses back."""
+
+    name = "intake.connector"
+
+    def __init__(self, pool: Pool, bus: Bus, intake: IntakeConfig, cases: CasesConfig) -> None:
+        if intake.connector_url is None:
+            raise ValueError("intake.connector_url is not set")
+        self._pool = pool
+        self._bus = bus
+        self._cases = cases
+        self._base = intake.connector_url.rstrip("/")
+        self._source = intake.connector_source
+        self._interval = intake.connector_interval
+        self._timeout = aiohttp.ClientTimeout(total=intake.connector_timeout)
+        token = intake.connector_token
+        self._headers = {"Accept": "application/json"}
+        if token is not None:
+            self._headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+        self.heartbeat_interval: float | None = intake.connector_interval + (
+            intake.connector_timeout * 2
+        )
+        self.polls = 0
+        self._warned: set[bytes] = set()
+
+    async def run(self, ctx: AdapterContext) -> None:
+        """Poll and push every interval until cancelled; raise on an unusable answer."""
+        async with aiohttp.ClientSession(timeout=self._timeout, headers=self._headers) as http:
+            while True:
+                created, skipped = await self.poll(http)
+                pushed = await self.push(http)
+                self.polls += 1
+                ctx.heartbeat()
+                if created or skipped or pushed:
+                    ctx.logger.info(
+                        "external: %d new, %d skipped, %d statuses pushed", created, skipped, pushed
+                    )
+                await asyncio.sleep(self._interval)
+
+    async def poll(self, http: aiohttp.ClientSession) -> tuple[int, int]:
+        """Fetch the records and file the new ones; return (created, skipped)."""
+        records = await self._fetch(http)
+        async with self._pool.acquire() as conn:
+            known = {row.code for row in await categories.list_categories(conn, active_only=True)}
+        created = skipped = 0
+        for index, raw in enumerate(records):
+            try:
+                record = ExternalRecord.model_validate(raw)
+            except ValidationError as exc:
+                first = exc.errors(include_url=False, include_input=False)[0]
+                where = ".".join(str(part) for part in first["loc"]) or "record"
+                self._skip(raw, "external record #%d skipped: %s: %s", index, where, first["msg"])
+                skipped += 1
+                continue
+            try:
+                ref = await submit_report(
+                    self._pool, self._bus, self._report(record, known), config=self._cases
+                )
+            except InvalidReport as exc:
+                self._skip(raw, "external record %s skipped: %s", record.id, exc.message)
+                skipped += 1
+                continue
+            created += int(ref.created)
+        return created, skipped
+
+    async def push(self, http: aiohttp.ClientSession) -> int:
+        """Tell the external system every status it has not heard yet; return how many."""
+        async with self._pool.acquire() as conn:
+            pending = await case_rows.pending_pushes(conn, self._source)
+        pushed = 0
+        for item in pending:
+            url = f"{self._base}/records/{quote(item.external_id, safe='')}/status"
+            body = {"status": item.status, "case_number": item.number}
+            try:
+                async with http.post(url, json=body) as response:
+                    await response.read()
+                    ok = response.status < HTTP_ERROR
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                _LOGGER.warning("status push for %s failed: %s", item.number, exc)
+                break  # the link is down: the rest waits for the next cycle
+            if not ok:
+                _LOGGER.warning("status push for %s refused: HTTP %d", item.number, response.status)
+                continue
+            async with self._pool.acquire() as conn:
+                await case_rows.mark_pushed(conn, item.id, item.status)
+            pushed += 1
+        return pushed
+
+    def _skip(self, raw: Any, message: str, *args: object) -> None:
+        """Warn about a bad record once; later polls that see it again log at DEBUG."""
+        key = hashlib.sha256(repr(raw).encode()).digest()
+        level = logging.DEBUG if key in self._warned else logging.WARNING
+        if len(self._warned) >= MAX_REMEMBERED:
+            self._warned.clear()
+        self._warned.add(key)
+        _LOGGER.log(level, message, *args)
+
+    def _report(self, record: ExternalRecord, known: set[str]) -> IncomingReport:
+        category = record.category if record.category in known else FALLBACK_CATEGORY
+        description = record.description
+        if record.category and category != record.category:
+            description += f"\n\n[external category: {record.category[:64]}]"
+        return IncomingReport(
+            channel=CHANNEL,
+            category=category,
+            title=record.title,
+            description=description.strip(),
+            priority=record.priority,
+            priority_reason=None if record.priority is None else f"set by {self._source}",
+            lat=record.lat,
+            lon=record.lon,
+            address=record.address,
+            region=record.region,
+            reporter_name=record.reporter_name,
+            reporter_contact=record.reporter_contact,
+            external_source=self._source,
+            external_id=record.id,
+            actor=f"{CHANNEL}:{self._source}",
+        )
+
+    async def _fetch(self, http: aiohttp.ClientSession) -> list[Any]:
+        url = f"{self._base}/records"
+        try:
+            async with http.get(url) as response:
+                if response.status in {HTTP_UNAUTHORIZED, HTTP_FORBIDDEN}:
+                    raise AdapterAuthError(f"{url} refused our credentials: {response.status}")
+                if response.status >= HTTP_ERROR:
+                    raise ConnectorError(f"{url} answered HTTP {response.status}")
+                raw = await response.content.read(MAX_RESPONSE_BYTES + 1)
+        except aiohttp.ClientError as exc:
+            raise ConnectorError(f"{url} unreachable: {exc}") from exc
+        if len(raw) > MAX_RESPONSE_BYTES:
+            raise ConnectorError(f"{url} answered more than {MAX_RESPONSE_BYTES} bytes")
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise ConnectorError(f"{url} did not answer JSON") from None
+        if isinstance(data, dict):
+            data = data.get("records")
+        if not isinstance(data, list):
+            raise ConnectorError(f"{url} did not answer a list of records")
+        return data

@@ -1,0 +1,1 @@
+"""HTTP API, live socket and operator console."""

@@ -1,0 +1,589 @@
+"""The case API for signed-in people: queue, call-taker intake, detail, changes and catalogue.
+
+``GET /api/v1/cases`` pages the queue (priority, then SLA due time, then id) by an opaque keyset
+cursor. Every change goes through :mod:`ops.cases.service`, which commits before it answers and
+announces ``case.changed`` on the live feed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from db import cases as case_rows
+from db import categories
+from ops.cases import service
+from ops.cases.errors import CaseNotFound, InvalidReport, InvalidTransition, LinkRefused
+from ops.cases.intake import IncomingReport, open_case
+from ops.cases.model import (
+    MAX_DESCRIPTION,
+    MAX_NOTE,
+    MAX_SHORT,
+    MAX_TITLE,
+    OPEN_STATUSES,
+    STATUSES,
+)
+from ops.web.auditing import record
+from ops.web.errors import ApiError, read_json, validation_error
+from ops.web.keys import HUB_KEY
+from ops.web.sessions import current_user
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+MAX_ID = 2**63 - 1
+
+T = TypeVar("T")
+Priority = Literal["critical", "high", "medium", "low"]
+Status = Literal[
+    "new", "triaged", "assigned", "in_progress", "resolved", "closed", "rejected", "reopened"
+]
+
+routes = web.RouteTableDef()
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CaseCreate(_Body):
+    """A call-taker's or an API client's report."""
+
+    category: str = Field(min_length=1, max_length=32)
+    description: str = Field(default="", max_length=MAX_DESCRIPTION)
+    title: str | None = Field(default=None, max_length=MAX_TITLE)
+    priority: Priority | None = None
+    priority_reason: str | None = Field(default=None, max_length=MAX_SHORT)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    address: str | None = Field(default=None, max_length=MAX_SHORT)
+    region: str | None = Field(default=None, max_length=MAX_SHORT)
+    reporter_name: str | None = Field(default=None, max_length=MAX_SHORT)
+    reporter_contact: str | None = Field(default=None, max_length=MAX_SHORT)
+    channel: Literal["console", "api"] = "api"
+
+
+class CaseUpdate(_Body):
+    """Fields an operator may correct; category, region and priority re-route the case."""
+
+    category: str | None = Field(default=None, min_length=1, max_length=32)
+    title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE)
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    priority: Priority | None = None
+    priority_reason: str | None = Field(default=None, min_length=1, max_length=MAX_SHORT)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    address: str | None = Field(default=None, max_length=MAX_SHORT)
+    region: str | None = Field(default=None, max_length=MAX_SHORT)
+
+
+class TransitionRequest(_Body):
+    """Move a case to another status."""
+
+    to: Status
+    reason: str | None = Field(default=None, max_length=MAX_SHORT)
+    agency: str | None = Field(default=None, min_length=1, max_length=32)
+
+
+class NoteRequest(_Body):
+    """A note on a case."""
+
+    body: str = Field(min_length=1, max_length=MAX_NOTE)
+
+
+class ParentRequest(_Body):
+    """Link a case as a duplicate of ``parent_id``."""
+
+    parent_id: int = Field(ge=1, le=MAX_ID)
+
+
+class AgencyOverride(_Body):
+    """A supervisor's routing override."""
+
+    agency: str = Field(min_length=1, max_length=32)
+    reason: str = Field(min_length=1, max_length=MAX_SHORT)
+
+
+class CategoryRequest(_Body):
+    """A category of the catalogue (created or replaced)."""
+
+    label_id: str = Field(min_length=1, max_length=100)
+    label_en: str = Field(min_length=1, max_length=100)
+    default_priority: Priority
+    active: bool = True
+
+
+class SlaMinutes(_Body):
+    """Minutes from opening to resolution, per priority."""
+
+    critical: int = Field(ge=1, le=525_600)
+    high: int = Field(ge=1, le=525_600)
+    medium: int = Field(ge=1, le=525_600)
+    low: int = Field(ge=1, le=525_600)
+
+
+class RuleRequest(_Body):
+    """A routing rule (created or replaced); region "" is the category's default."""
+
+    category: str = Field(min_length=1, max_length=32)
+    region: str = Field(default="", max_length=MAX_SHORT)
+    agency: str = Field(min_length=1, max_length=32)
+    sla_minutes: SlaMinutes
+
+
+class CaseQuery(BaseModel):
+    """The query string of ``GET /api/v1/cases``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    status: str | None = None
+    category: str | None = Field(default=None, max_length=32)
+    agency: str | None = Field(default=None, max_length=32)
+    priority: Priority | None = None
+    channel: str | None = Field(default=None, max_length=32)
+    region: str | None = Field(default=None, max_length=MAX_SHORT)
+    q: str | None = Field(default=None, min_length=1, max_length=200)
+    bbox: str | None = None
+    overdue: bool = False
+    parent_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    cursor: str | None = Field(default=None, max_length=200)
+
+    @field_validator("status")
+    @classmethod
+    def _statuses(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        wanted = [part.strip() for part in value.split(",") if part.strip()]
+        aliases = {"open": list(OPEN_STATUSES)}
+        expanded = [s for part in wanted for s in aliases.get(part, [part])]
+        unknown = [part for part in expanded if part not in STATUSES]
+        if unknown or not expanded:
+            raise ValueError(f"unknown status {unknown[0] if unknown else value!r}")
+        return ",".join(expanded)
+
+    @field_validator("bbox")
+    @classmethod
+    def _bbox(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _parse_bbox(value)
+        return value
+
+
+# -- queue and intake ---------------------------------------------------------------------------
+
+
+@routes.get("/api/v1/cases", allow_head=False)
+async def list_cases(request: web.Request) -> web.Response:
+    """One page of the queue with the cursor of the next."""
+    try:
+        query = CaseQuery.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    after = None if query.cursor is None else decode_cursor(query.cursor)
+    filters = case_rows.CaseFilter(
+        statuses=None if query.status is None else tuple(query.status.split(",")),
+        category=query.category,
+        agency=query.agency,
+        priority=query.priority,
+        channel=query.channel,
+        region=query.region,
+        text=query.q,
+        bbox=None if query.bbox is None else _parse_bbox(query.bbox),
+        overdue=query.overdue,
+        parent_id=query.parent_id,
+    )
+    async with request.app[HUB_KEY].pool.acquire() as conn:
+        rows = await case_rows.list_cases(conn, filters, limit=query.limit, after=after)
+    cursor = encode_cursor(rows[-1]) if len(rows) == query.limit else None
+    return web.json_response({"cases": [case_json(row) for row in rows], "next_cursor": cursor})
+
+
+@routes.post("/api/v1/cases")
+async def create_case(request: web.Request) -> web.Response:
+    """Take a report (call-taker form or API client); 201 once the case is committed."""
+    body = await read_json(request, CaseCreate)
+    user = current_user(request)
+    hub = request.app[HUB_KEY]
+    report = IncomingReport(
+        channel=body.channel,
+        category=body.category,
+        description=body.description,
+        title=body.title,
+        priority=body.priority,
+        priority_reason=body.priority_reason
+        or (None if body.priority is None else f"set by {user.username}"),
+        lat=body.lat,
+        lon=body.lon,
+        address=body.address,
+        region=body.region,
+        reporter_name=body.reporter_name,
+        reporter_contact=body.reporter_contact,
+        actor=user.username,
+    )
+    ref, row = await domain_call(open_case(hub.pool, hub.bus, report, config=hub.config.cases))
+    if row is None:  # no external id here, so never an earlier case; read it back all the same
+        async with hub.pool.acquire() as conn:
+            row = await case_rows.get_case(conn, ref.id)
+    if row is None:
+        raise ApiError(404, "not_found", f"case {ref.number} is gone")
+    return web.json_response(
+        case_json(row), status=201, headers={"Location": f"/api/v1/cases/{row.id}"}
+    )
+
+
+# -- one case -----------------------------------------------------------------------------------
+
+
+@routes.get("/api/v1/cases/{id:\\d+}", allow_head=False)
+async def get_case(request: web.Request) -> web.Response:
+    """A case with its history, notes and duplicates."""
+    detail = await domain_call(service.get_detail(request.app[HUB_KEY].pool, _case_id(request)))
+    return web.json_response(detail_json(detail))
+
+
+@routes.patch("/api/v1/cases/{id:\\d+}")
+async def update_case(request: web.Request) -> web.Response:
+    """Correct a case's fields."""
+    body = await read_json(request, CaseUpdate)
+    changes = body.model_dump(exclude_unset=True)
+    for name in ("category", "title", "description", "priority", "priority_reason"):
+        if name in changes and changes[name] is None:
+            raise ApiError(400, "invalid_field", f"{name} cannot be null", name)
+    if not changes:
+        raise ApiError(400, "invalid_body", "nothing to change", None)
+    hub = request.app[HUB_KEY]
+    row = await domain_call(
+        service.update(
+            hub.pool, hub.bus, _case_id(request), changes, actor=current_user(request).username
+        )
+    )
+    return web.json_response(case_json(row))
+
+
+@routes.post("/api/v1/cases/{id:\\d+}/transitions")
+async def transition_case(request: web.Request) -> web.Response:
+    """Move a case along its life cycle; 409 names both states when the step is not allowed."""
+    body = await read_json(request, TransitionRequest)
+    hub = request.app[HUB_KEY]
+    row = await domain_call(
+        service.transition(
+            hub.pool,
+            hub.bus,
+            _case_id(request),
+            to=body.to,
+            actor=current_user(request).username,
+            reason=body.reason,
+            agency=body.agency,
+        )
+    )
+    return web.json_response(case_json(row))
+
+
+@routes.post("/api/v1/cases/{id:\\d+}/notes")
+async def add_note(request: web.Request) -> web.Response:
+    """Add a note."""
+    body = await read_json(request, NoteRequest)
+    hub = request.app[HUB_KEY]
+    note = await domain_call(
+        service.add_note(
+            hub.pool,
+            hub.bus,
+            _case_id(request),
+            author=current_user(request).username,
+            body=body.body,
+        )
+    )
+    return web.json_response(note_json(note), status=201)
+
+
+@routes.get("/api/v1/cases/{id:\\d+}/events", allow_head=False)
+async def case_events(request: web.Request) -> web.Response:
+    """A case's history, oldest first."""
+    detail = await domain_call(service.get_detail(request.app[HUB_KEY].pool, _case_id(request)))
+    return web.json_response({"events": [history_json(entry) for entry in detail.history]})
+
+
+@routes.put("/api/v1/cases/{id:\\d+}/parent")
+async def link_case(request: web.Request) -> web.Response:
+    """Link a case as a duplicate of another."""
+    body = await read_json(request, ParentRequest)
+    hub = request.app[HUB_KEY]
+    row = await domain_call(
+        service.link(
+            hub.pool,
+            hub.bus,
+            _case_id(request),
+            parent_id=body.parent_id,
+            actor=current_user(request).username,
+        )
+    )
+    return web.json_response(case_json(row))
+
+
+@routes.delete("/api/v1/cases/{id:\\d+}/parent")
+async def unlink_case(request: web.Request) -> web.Response:
+    """Undo a duplicate link, or dismiss a duplicate suspicion."""
+    hub = request.app[HUB_KEY]
+    row = await domain_call(
+        service.unlink(hub.pool, hub.bus, _case_id(request), actor=current_user(request).username)
+    )
+    return web.json_response(case_json(row))
+
+
+@routes.put("/api/v1/cases/{id:\\d+}/agency")
+async def override_agency(request: web.Request) -> web.Response:
+    """A supervisor gives the case to another agency."""
+    body = await read_json(request, AgencyOverride)
+    hub = request.app[HUB_KEY]
+    row = await domain_call(
+        service.override_routing(
+            hub.pool,
+            hub.bus,
+            _case_id(request),
+            agency=body.agency,
+            reason=body.reason,
+            actor=current_user(request).username,
+        )
+    )
+    return web.json_response(case_json(row))
+
+
+# -- catalogue ----------------------------------------------------------------------------------
+
+
+@routes.get("/api/v1/case-categories", allow_head=False)
+async def list_categories(request: web.Request) -> web.Response:
+    """The category catalogue."""
+    async with request.app[HUB_KEY].pool.acquire() as conn:
+        rows = await categories.list_categories(conn)
+    return web.json_response({"categories": [category_json(row) for row in rows]})
+
+
+@routes.put("/api/v1/case-categories/{code}")
+async def put_category(request: web.Request) -> web.Response:
+    """Create or change a category (supervisors)."""
+    code = request.match_info["code"]
+    if not code.isascii() or not code.replace("_", "").isalnum() or len(code) > 32:  # noqa: PLR2004
+        raise ApiError(400, "invalid_field", "code is 1-32 of a-z, 0-9 and _", "code")
+    body = await read_json(request, CategoryRequest)
+    async with request.app[HUB_KEY].pool.acquire() as conn, conn.transaction():
+        before = await categories.get_category(conn, code.lower())
+        row = await categories.upsert_category(
+            conn,
+            code=code.lower(),
+            label_id=body.label_id,
+            label_en=body.label_en,
+            default_priority=body.default_priority,
+            active=body.active,
+        )
+    await record(
+        request,
+        actor=current_user(request).username,
+        action="case_category.put",
+        target=f"case_category:{row.code}",
+        before=None if before is None else category_json(before),
+        after=category_json(row),
+    )
+    return web.json_response(category_json(row), status=200 if before else 201)
+
+
+@routes.get("/api/v1/agencies", allow_head=False)
+async def list_agencies(request: web.Request) -> web.Response:
+    """Agencies that own cases."""
+    async with request.app[HUB_KEY].pool.acquire() as conn:
+        rows = await categories.list_agencies(conn)
+    return web.json_response(
+        {"agencies": [{"code": r.code, "name_id": r.name_id, "name_en": r.name_en} for r in rows]}
+    )
+
+
+@routes.get("/api/v1/routing-rules", allow_head=False)
+async def list_rules(request: web.Request) -> web.Response:
+    """Routing rules: agency and SLA per (category, region)."""
+    async with request.app[HUB_KEY].pool.acquire() as conn:
+        rows = await categories.list_rules(conn)
+    return web.json_response({"rules": [rule_json(row) for row in rows]})
+
+
+@routes.put("/api/v1/routing-rules")
+async def put_rule(request: web.Request) -> web.Response:
+    """Create or replace a routing rule (supervisors)."""
+    body = await read_json(request, RuleRequest)
+    async with request.app[HUB_KEY].pool.acquire() as conn, conn.transaction():
+        if await categories.get_category(conn, body.category) is None:
+            raise ApiError(
+                400, "unknown_category", f"unknown category {body.category!r}", "category"
+            )
+        if not await categories.agency_exists(conn, body.agency):
+            raise ApiError(400, "unknown_agency", f"unknown agency {body.agency!r}", "agency")
+        row = await categories.upsert_rule(
+            conn,
+            category=body.category,
+            region=body.region,
+            agency=body.agency,
+            sla=body.sla_minutes.model_dump(),
+        )
+    await record(
+        request,
+        actor=current_user(request).username,
+        action="routing_rule.put",
+        target=f"routing_rule:{row.category}/{row.region}",
+        after=rule_json(row),
+    )
+    return web.json_response(rule_json(row))
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+
+
+def case_json(row: case_rows.CaseRow) -> dict[str, Any]:
+    """A case as the API shows it to signed-in people (never its tracking digest)."""
+    now = datetime.now(UTC)
+    return {
+        "id": row.id,
+        "number": row.number,
+        "title": row.title,
+        "description": row.description,
+        "category": row.category,
+        "priority": row.priority,
+        "priority_reason": row.priority_reason,
+        "status": row.status,
+        "status_reason": row.status_reason,
+        "channel": row.channel,
+        "agency": row.agency,
+        "lat": row.lat,
+        "lon": row.lon,
+        "address": row.address,
+        "region": row.region,
+        "reporter_name": row.reporter_name,
+        "reporter_contact": row.reporter_contact,
+        "anonymous": row.anonymous,
+        "parent_id": row.parent_id,
+        "duplicate_of": row.duplicate_of,
+        "children": row.children,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+        "sla_due_at": row.sla_due_at.isoformat(),
+        "sla_breached_at": None if row.sla_breached_at is None else row.sla_breached_at.isoformat(),
+        "overdue": row.status in OPEN_STATUSES and row.sla_due_at < now,
+        "external_source": row.external_source,
+        "external_id": row.external_id,
+        "attachments": row.attachments,
+    }
+
+
+def detail_json(detail: service.CaseDetail) -> dict[str, Any]:
+    """A case with history, notes and children."""
+    return {
+        **case_json(detail.case),
+        "history": [history_json(entry) for entry in detail.history],
+        "notes": [note_json(note) for note in detail.notes],
+        "duplicates": [case_json(child) for child in detail.children],
+    }
+
+
+def history_json(entry: case_rows.HistoryRow) -> dict[str, Any]:
+    """One history entry."""
+    return {
+        "id": entry.id,
+        "at": entry.at.isoformat(),
+        "actor": entry.actor,
+        "action": entry.action,
+        "before": entry.before,
+        "after": entry.after,
+    }
+
+
+def note_json(note: case_rows.NoteRow) -> dict[str, Any]:
+    """One note."""
+    return {"id": note.id, "at": note.at.isoformat(), "author": note.author, "body": note.body}
+
+
+def category_json(row: categories.CategoryRow) -> dict[str, Any]:
+    """One category."""
+    return {
+        "code": row.code,
+        "label_id": row.label_id,
+        "label_en": row.label_en,
+        "default_priority": row.default_priority,
+        "active": row.active,
+    }
+
+
+def rule_json(row: categories.RuleRow) -> dict[str, Any]:
+    """One routing rule."""
+    return {
+        "category": row.category,
+        "region": row.region,
+        "agency": row.agency,
+        "sla_minutes": {
+            "critical": row.sla_critical,
+            "high": row.sla_high,
+            "medium": row.sla_medium,
+            "low": row.sla_low,
+        },
+    }
+
+
+def encode_cursor(row: case_rows.CaseRow) -> str:
+    """The keyset of the last row of a page, opaque to clients."""
+    raw = json.dumps([row.priority_rank, row.sla_due_at.isoformat(), row.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> case_rows.QueueKey:
+    """Read a cursor back; 400 naming ``cursor`` when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        rank, due, case_id = json.loads(raw)
+        key = (int(rank), datetime.fromisoformat(due), int(case_id))
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(400, "invalid_field", "cursor is not a valid cursor", "cursor") from None
+    if key[1].tzinfo is None or not 0 <= key[2] <= MAX_ID:
+        raise ApiError(400, "invalid_field", "cursor is not a valid cursor", "cursor")
+    return key
+
+
+async def domain_call(call: Awaitable[T]) -> T:
+    """Await a domain operation, turning its refusals into API errors."""
+    try:
+        return await call
+    except CaseNotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    except InvalidReport as exc:
+        code = {"category": "unknown_category", "agency": "unknown_agency"}.get(
+            exc.field, "invalid_field"
+        )
+        raise ApiError(400, code, exc.message, exc.field) from None
+    except InvalidTransition as exc:
+        raise ApiError(409, "invalid_transition", str(exc), "to") from None
+    except LinkRefused as exc:
+        raise ApiError(409, "link_refused", str(exc), "parent_id") from None
+
+
+def _case_id(request: web.Request) -> int:
+    value = int(request.match_info["id"])
+    if not 1 <= value <= MAX_ID:
+        raise ApiError(404, "not_found", "no such case")
+    return value
+
+
+def _parse_bbox(value: str) -> tuple[float, float, float, float]:
+    try:
+        parts = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        raise ValueError("bbox must be min_lon,min_lat,max_lon,max_lat") from None
+    if len(parts) != 4:  # noqa: PLR2004
+        raise ValueError("bbox must be min_lon,min_lat,max_lon,max_lat")
+    min_lon, min_lat, max_lon, max_lat = parts
+    if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):  # noqa: PLR2004
+        raise ValueError("bbox must be min_lon,min_lat,max_lon,max_lat within range, min <= max")
+    return min_lon, min_lat, max_lon, max_lat

@@ -1,0 +1,439 @@
+"""Devices, their health history, alarms and commands over HTTP, and the technician page.
+
+Everyone signed in reads; technicians and supervisors register devices, acknowledge and clear
+alarms and send commands, each audited with its actor. Live changes reach the page over the live
+socket (``device.health``, ``device.alarm``), so these routes serve snapshots and actions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Final, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from db import alarms as alarm_rows
+from db import devices as device_rows
+from db import health_samples
+from db.alarms import AlarmRow
+from db.devices import DeviceRow
+from ops.devicehealth import service_of
+from ops.devicehealth.service import CommandRefused, DeviceHealthService, DeviceNotFound
+from ops.web.auditing import record
+from ops.web.encode import to_jsonable
+from ops.web.errors import ApiError, read_json, validation_error
+from ops.web.keys import HUB_KEY
+from ops.web.pages import ASSETS_KEY
+from ops.web.sessions import current_user
+
+routes = web.RouteTableDef()
+M = TypeVar("M", bound=BaseModel)
+
+DEVICE_ID_PATTERN: Final = r"^[A-Za-z0-9_.:-]{1,128}$"
+KIND_PATTERN: Final = r"^[a-z0-9_]{1,64}$"
+STATES: Final = ("unknown", "online", "degraded", "offline")
+ALARM_STATUSES: Final = ("active", "open", "acknowledged", "cleared")
+DEFAULT_HISTORY = dt.timedelta(hours=1)
+MAX_HISTORY = dt.timedelta(days=31)
+RECENT_EVENTS = 50
+DEFAULT_ALARM_PAGE = 100
+PAGE_FILE = "devices/index.html"
+
+
+class DeviceFields(BaseModel):
+    """What a person may set on a device."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    site: str | None = Field(default=None, min_length=1, max_length=200)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    tags: list[str] = Field(default_factory=list, max_length=32)
+    adapter: str | None = Field(default=None, min_length=1, max_length=64)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("tags")
+    @classmethod
+    def _short_tags(cls, tags: list[str]) -> list[str]:
+        if any(not 1 <= len(tag) <= 64 for tag in tags):  # noqa: PLR2004
+            raise ValueError("each tag must be 1-64 characters")
+        return tags
+
+
+class DeviceCreate(DeviceFields):
+    """``POST /api/v1/devices``: register a device by hand."""
+
+    id: str = Field(pattern=DEVICE_ID_PATTERN)
+    kind: str = Field(pattern=KIND_PATTERN)
+
+
+class DeviceUpdate(BaseModel):
+    """``PATCH /api/v1/devices/{id}``: change some of a device's registration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str | None = Field(default=None, pattern=KIND_PATTERN)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    site: str | None = Field(default=None, min_length=1, max_length=200)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    tags: list[str] | None = Field(default=None, max_length=32)
+    adapter: str | None = Field(default=None, min_length=1, max_length=64)
+    attributes: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _kind_not_null(self) -> DeviceUpdate:
+        if "kind" in self.model_fields_set and self.kind is None:
+            raise ValueError("kind cannot be null")
+        return self
+
+
+class CommandRequest(BaseModel):
+    """``POST /api/v1/devices/{id}/commands``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str = Field(pattern=KIND_PATTERN)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeviceQuery(BaseModel):
+    """The query string of ``GET /api/v1/devices``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str | None = Field(default=None, pattern=KIND_PATTERN)
+    site: str | None = Field(default=None, min_length=1, max_length=200)
+    state: str | None = Field(default=None, pattern="^(unknown|online|degraded|offline)$")
+
+
+class HealthQuery(BaseModel):
+    """The query string of ``GET /api/v1/devices/{id}/health``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    since: dt.datetime | None = Field(default=None, alias="from")
+    until: dt.datetime | None = Field(default=None, alias="to")
+
+    @model_validator(mode="after")
+    def _aware(self) -> HealthQuery:
+        for value in (self.since, self.until):
+            if value is not None and value.tzinfo is None:
+                raise ValueError("times need a UTC offset, e.g. 2026-01-01T00:00:00Z")
+        return self
+
+
+class AlarmQuery(BaseModel):
+    """The query string of ``GET /api/v1/alarms``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: str | None = Field(default=None, pattern="^(active|open|acknowledged|cleared)$")
+    device_id: str | None = Field(default=None, pattern=DEVICE_ID_PATTERN)
+    limit: int = Field(default=DEFAULT_ALARM_PAGE, ge=1, le=alarm_rows.MAX_LIMIT)
+    before_id: int | None = Field(default=None, ge=1)
+
+
+# -- pages -------------------------------------------------------------------------------------
+
+
+@routes.get("/devices", allow_head=False)
+async def devices_page(request: web.Request) -> web.FileResponse:
+    """The technician page (its data comes from the API below)."""
+    path = request.app[ASSETS_KEY].get(PAGE_FILE)
+    if path is None:
+        raise web.HTTPNotFound
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
+# -- devices -----------------------------------------------------------------------------------
+
+
+@routes.get("/api/v1/devices", allow_head=False)
+async def list_devices(request: web.Request) -> web.Response:
+    """Every device with its live health, filtered by kind, site and state."""
+    query = _query(request, DeviceQuery)
+    service = _service(request)
+    async with request.app[HUB_KEY].pool.acquire() as conn:
+        rows = await device_rows.list_devices(conn, kind=query.kind, site=query.site)
+    devices = [_device(service, row) for row in rows]
+    if query.state is not None:
+        devices = [device for device in devices if device["state"] == query.state]
+    return web.json_response({"devices": devices})
+
+
+@routes.post("/api/v1/devices")
+async def register_device(request: web.Request) -> web.Response:
+    """Register a device by hand (it may already report: the registration then wins)."""
+    body = await read_json(request, DeviceCreate)
+    user = current_user(request)
+    async with request.app[HUB_KEY].pool.acquire() as conn:
+        existing = await device_rows.get_device(conn, body.id)
+        if existing is not None and existing.configured:
+            raise ApiError(409, "device_exists", f"device {body.id} is registered already", "id")
+        fields = body.model_dump(exclude={"id"})
+        if existing is None:
+            row = await device_rows.insert_device(conn, device_id=body.id, **fields)
+        else:  # first seen through its reports: adopt it
+            row = await device_rows.update_device(conn, body.id, fields)
+    if row is None:
+        raise ApiError(409, "device_exists", f"device {body.id} is registered already", "id")
+    _service(request).registered(row)
+    await record(
+        request,
+        actor=user.username,
+        action="device.register",
+        target=f"device:{row.id}",
+        after=body.model_dump(),
+    )
+    return web.json_response(_device(_service(request), row), status=201)
+
+
+@routes.get("/api/v1/devices/{id}", allow_head=False)
+async def get_device(request: web.Request) -> web.Response:
+    """One device with its figures, kind rules, active alarms and recent events."""
+    device_id = request.match_info["id"]
+    parts = service_of(request.app[HUB_KEY])
+    service = parts.service
+    async with request.app[HUB_KEY].pool.acquire() as conn:
+        row = await device_rows.get_device(conn, device_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"no device {device_id}")
+        alarms = await alarm_rows.list_alarms(conn, status="active", device_id=device_id)
+        events = await device_rows.recent_events(conn, device_id, limit=RECENT_EVENTS)
+    rules = service.policy.rules(row.kind)
+    return web.json_response(
+        {
+            **_device(service, row),
+            "figure_specs": [{"name": f.name, "unit": f.unit} for f in rules.figures],
+            "thresholds": [
+                {"figure": t.figure, "above": t.above, "below": t.below, "severity": t.severity}
+                for t in rules.thresholds
+            ],
+            "alarms": [alarm_json(alarm) for alarm in alarms],
+            "events": [
+                {
+                    "id": e.id,
+                    "at": e.at.isoformat(),
+                    "kind": e.kind,
+                    "detail": to_jsonable(e.detail),
+                }
+                for e in events
+            ],
+            "rejected_input": parts.devicebus.rejected_from(device_id),
+        }
+    )
+
+
+@routes.patch("/api/v1/devices/{id}")
+async def update_device(request: web.Request) -> web.Response:
+    """Change a device's registration; what a device announces no longer overrides it."""
+    device_id = request.match_info["id"]
+    body = await read_json(request, DeviceUpdate)
+    user = current_user(request)
+    changes = body.model_dump(exclude_unset=True)
+    async with request.app[HUB_KEY].pool.acquire() as conn:
+        before = await device_rows.get_device(conn, device_id)
+        row = await device_rows.update_device(conn, device_id, changes)
+    if row is None or before is None:
+        raise ApiError(404, "not_found", f"no device {device_id}")
+    _service(request).registered(row)
+    await record(
+        request,
+        actor=user.username,
+        action="device.update",
+        target=f"device:{device_id}",
+        before={key: to_jsonable(getattr(before, key)) for key in changes},
+        after=changes,
+    )
+    return web.json_response(_device(_service(request), row))
+
+
+@routes.get("/api/v1/devices/{id}/health", allow_head=False)
+async def device_health(request: web.Request) -> web.Response:
+    """The device's samples between ``from`` and ``to`` (default: the last hour)."""
+    device_id = request.match_info["id"]
+    query = _query(request, HealthQuery)
+    until = query.until or dt.datetime.now(dt.UTC)
+    since = query.since or until - DEFAULT_HISTORY
+    if since >= until:
+        raise ApiError(400, "invalid_field", "from must be before to", "from")
+    if until - since > MAX_HISTORY:
+        raise ApiError(400, "invalid_field", "at most 31 days at once", "from")
+    async with request.app[HUB_KEY].pool.acquire() as conn:
+        if await device_rows.get_device(conn, device_id) is None:
+            raise ApiError(404, "not_found", f"no device {device_id}")
+        samples = await health_samples.query(conn, device_id, since=since, until=until)
+    return web.json_response(
+        {
+            "device_id": device_id,
+            "from": since.isoformat(),
+            "to": until.isoformat(),
+            "truncated": len(samples) >= health_samples.MAX_LIMIT,
+            "samples": [
+                {"at": s.at.isoformat(), "state": s.state, "figures": to_jsonable(s.figures)}
+                for s in samples
+            ],
+        }
+    )
+
+
+@routes.post("/api/v1/devices/{id}/commands")
+async def send_command(request: web.Request) -> web.Response:
+    """Send a command to a device and answer with its reply (504 when it does not answer)."""
+    device_id = request.match_info["id"]
+    body = await read_json(request, CommandRequest)
+    user = current_user(request)
+    parts = service_of(request.app[HUB_KEY])
+    try:
+        reply = await parts.service.command(
+            device_id,
+            body.command,
+            body.args,
+            by=user.username,
+            timeout=parts.devicebus.command_timeout + 1.0,
+        )
+    except DeviceNotFound:
+        raise ApiError(404, "not_found", f"no device {device_id}") from None
+    except CommandRefused as exc:
+        raise ApiError(409, "command_not_accepted", str(exc), "command") from None
+    await record(
+        request,
+        actor=user.username,
+        action="device.command",
+        target=f"device:{device_id}",
+        after={"command": body.command, "args": body.args},
+        detail={"request_id": reply.request_id, "ok": reply.ok, "error": reply.error},
+    )
+    answer = {
+        "request_id": reply.request_id,
+        "device_id": device_id,
+        "ok": reply.ok,
+        "result": to_jsonable(reply.result),
+        "error": reply.error,
+    }
+    if not reply.ok and reply.error == "no reply in time":
+        raise ApiError(504, "device_timeout", f"{device_id} did not answer {body.command} in time")
+    return web.json_response(answer)
+
+
+# -- alarms ------------------------------------------------------------------------------------
+
+
+@routes.get("/api/v1/alarms", allow_head=False)
+async def list_alarms(request: web.Request) -> web.Response:
+    """Alarms newest first, by status and device, paged by id."""
+    query = _query(request, AlarmQuery)
+    async with request.app[HUB_KEY].pool.acquire() as conn:
+        rows = await alarm_rows.list_alarms(
+            conn,
+            status=query.status,
+            device_id=query.device_id,
+            limit=query.limit,
+            before_id=query.before_id,
+        )
+    next_before = rows[-1].id if len(rows) == query.limit else None
+    return web.json_response(
+        {"alarms": [alarm_json(row) for row in rows], "next_before_id": next_before}
+    )
+
+
+@routes.post("/api/v1/alarms/{id}/ack")
+async def acknowledge_alarm(request: web.Request) -> web.Response:
+    """Acknowledge an alarm; the first acknowledgement (and its name) stands."""
+    alarm_id = _alarm_id(request)
+    user = current_user(request)
+    row = await _service(request).acknowledge(alarm_id, user.username)
+    if row is None:
+        raise ApiError(404, "not_found", f"no alarm {alarm_id}")
+    await record(
+        request, actor=user.username, action="alarm.acknowledge", target=f"alarm:{alarm_id}"
+    )
+    return web.json_response(alarm_json(row))
+
+
+@routes.post("/api/v1/alarms/{id}/clear")
+async def clear_alarm(request: web.Request) -> web.Response:
+    """Clear an alarm by hand (device alarms also clear themselves when the device recovers)."""
+    alarm_id = _alarm_id(request)
+    user = current_user(request)
+    row = await _service(request).clear(alarm_id, user.username)
+    if row is None:
+        async with request.app[HUB_KEY].pool.acquire() as conn:
+            known = await alarm_rows.get_alarm(conn, alarm_id)
+        if known is None:
+            raise ApiError(404, "not_found", f"no alarm {alarm_id}")
+        raise ApiError(409, "already_cleared", f"alarm {alarm_id} is cleared already")
+    await record(request, actor=user.username, action="alarm.clear", target=f"alarm:{alarm_id}")
+    return web.json_response(alarm_json(row))
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def alarm_json(row: AlarmRow) -> dict[str, Any]:
+    """An alarm as the API shows it."""
+    return {
+        "id": row.id,
+        "device_id": row.device_id,
+        "code": row.code,
+        "severity": row.severity,
+        "message": row.message,
+        "status": row.status,
+        "raised_at": row.raised_at.isoformat(),
+        "last_raised_at": row.last_raised_at.isoformat(),
+        "times": row.times,
+        "acknowledged_at": _iso(row.acknowledged_at),
+        "acknowledged_by": row.acknowledged_by,
+        "escalated_at": _iso(row.escalated_at),
+        "cleared_at": _iso(row.cleared_at),
+        "cleared_by": row.cleared_by,
+    }
+
+
+def _device(service: DeviceHealthService, row: DeviceRow) -> dict[str, Any]:
+    live = service.live_view(row)
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "name": row.name,
+        "site": row.site,
+        "lat": row.lat,
+        "lon": row.lon,
+        "tags": list(row.tags),
+        "adapter": row.adapter,
+        "attributes": to_jsonable(row.attributes),
+        "configured": row.configured,
+        "state": live["state"],
+        "reason": live["reason"],
+        "pending": live["pending"],
+        "figures": to_jsonable(live["figures"]),
+        "last_seen": _iso(live["last_seen"]),
+        "commands": live["commands"],
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+def _service(request: web.Request) -> DeviceHealthService:
+    return service_of(request.app[HUB_KEY]).service
+
+
+def _query(request: web.Request, model: type[M]) -> M:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def _alarm_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    if not raw.isdigit() or len(raw) > 18:  # noqa: PLR2004 - fits a bigint
+        raise ApiError(404, "not_found", f"no alarm {raw[:40]}")
+    return int(raw)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

@@ -1,0 +1,274 @@
+"""Dispatches over HTTP: send units to a case, follow the delivery ladder, acknowledge, cancel.
+
+``POST /api/v1/dispatches`` answers 201 only after the order and its outbox copies are
+committed, so an accepted dispatch is never lost, whatever happens to the hub next.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ops.dispatch.service import (
+    MAX_UNITS_PER_ORDER,
+    DispatchRefused,
+    OrderDetail,
+    OrderNotFound,
+)
+from ops.dispatch.setup import parts_of
+from ops.units import recommend
+from ops.units.errors import UnitNotFound
+from ops.units.model import ID_PATTERN, TEXT_PATTERN
+from ops.users import Role
+from ops.web import auditing
+from ops.web.errors import ApiError, read_json, validation_error
+from ops.web.keys import HUB_KEY
+from ops.web.sessions import current_user
+
+routes = web.RouteTableDef()
+
+_ORDER_ID = re.compile(r"^[0-9a-z]{8,32}$")
+MAX_MESSAGE = 1000
+MAX_ORDERS_PAGE = 200
+
+
+class DispatchRequest(BaseModel):
+    """The body of ``POST /api/v1/dispatches``: ``unit`` or ``units``, not both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    case: int = Field(ge=1)
+    unit: str | None = Field(default=None, pattern=ID_PATTERN)
+    units: list[str] | None = Field(default=None, min_length=1, max_length=MAX_UNITS_PER_ORDER)
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE, pattern=TEXT_PATTERN)
+    auto_escalate: bool | None = None
+    override: bool = False
+    override_reason: str | None = Field(
+        default=None, min_length=1, max_length=500, pattern=TEXT_PATTERN
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> DispatchRequest:
+        if (self.unit is None) == (self.units is None):
+            raise ValueError("give unit or units (not both)")
+        if self.override and self.override_reason is None:
+            raise ValueError("an override needs override_reason")
+        if not self.message.strip():
+            raise ValueError("message must not be blank")
+        for unit_id in self.units or ():
+            if not re.fullmatch(ID_PATTERN, unit_id):
+                raise ValueError(f"units: {unit_id!r} is not a unit id")
+        return self
+
+    @property
+    def unit_ids(self) -> list[str]:
+        """Every unit asked for."""
+        return [self.unit] if self.unit is not None else list(self.units or ())
+
+
+class AcknowledgeRequest(BaseModel):
+    """The body of ``POST /api/v1/dispatches/{order_id}/acknowledge``.
+
+    For an acknowledgement a person received by other means (a phone call, voice radio).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    unit: str = Field(pattern=ID_PATTERN)
+    via: str = Field(default="operator", pattern=r"^[a-z_]{1,32}$")
+
+
+class CancelRequest(BaseModel):
+    """The body of ``POST /api/v1/dispatches/{order_id}/cancel``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str = Field(min_length=1, max_length=500, pattern=TEXT_PATTERN)
+
+
+class OrdersQuery(BaseModel):
+    """The query of ``GET /api/v1/dispatches``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    open: bool = False
+    case: int | None = Field(default=None, ge=1)
+    limit: int = Field(default=50, ge=1, le=MAX_ORDERS_PAGE)
+
+
+@routes.post("/api/v1/dispatches")
+async def create_dispatch(request: web.Request) -> web.Response:
+    """Send units to a case: one order, its first copies queued; 201 once committed."""
+    body = await read_json(request, DispatchRequest)
+    user = current_user(request)
+    if body.override and user.role != Role.SUPERVISOR:
+        raise ApiError(403, "forbidden", "only a supervisor may override availability", "override")
+    service = parts_of(request.app[HUB_KEY]).service
+    try:
+        detail = await service.dispatch(
+            case_id=body.case,
+            unit_ids=body.unit_ids,
+            message=body.message.strip(),
+            actor=user.username,
+            auto_escalate=body.auto_escalate,
+            override=body.override,
+        )
+    except recommend.CaseMissing as exc:
+        raise ApiError(404, "case_not_found", str(exc), "case") from None
+    except UnitNotFound as exc:
+        raise ApiError(404, "unit_not_found", str(exc), "units" if body.units else "unit") from None
+    except DispatchRefused as exc:
+        raise ApiError(409, exc.code, exc.message) from None
+    await auditing.record(
+        request,
+        actor=user.username,
+        action="dispatch.create" if not body.override else "dispatch.override",
+        target=f"order:{detail.order.id}",
+        after={
+            "case": body.case,
+            "units": body.unit_ids,
+            "auto_escalate": detail.order.auto_escalate,
+            "override_reason": body.override_reason,
+        },
+    )
+    return web.json_response(order_json(detail), status=201)
+
+
+@routes.get("/api/v1/dispatches", allow_head=False)
+async def list_dispatches(request: web.Request) -> web.Response:
+    """Orders newest first (only open ones with ``open=true``), each with its ladder."""
+    try:
+        query = OrdersQuery.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    service = parts_of(request.app[HUB_KEY]).service
+    orders = await service.list_orders(open_only=query.open, case_id=query.case, limit=query.limit)
+    return web.json_response({"orders": [order_json(detail) for detail in orders]})
+
+
+@routes.get("/api/v1/dispatches/{order_id}", allow_head=False)
+async def get_dispatch(request: web.Request) -> web.Response:
+    """One order with its assignments, its copies on every channel and its history."""
+    service = parts_of(request.app[HUB_KEY]).service
+    try:
+        detail = await service.detail(_order_id(request))
+    except OrderNotFound as exc:
+        raise ApiError(404, "order_not_found", str(exc)) from None
+    return web.json_response(order_json(detail))
+
+
+@routes.post("/api/v1/dispatches/{order_id}/acknowledge")
+async def acknowledge(request: web.Request) -> web.Response:
+    """Record an acknowledgement a person received; a repeated one changes nothing."""
+    order_id = _order_id(request)
+    body = await read_json(request, AcknowledgeRequest)
+    user = current_user(request)
+    service = parts_of(request.app[HUB_KEY]).service
+    try:
+        changed = await service.acknowledge(
+            order_id, body.unit, channel=body.via, actor=user.username
+        )
+        detail = await service.detail(order_id)
+    except OrderNotFound as exc:
+        raise ApiError(404, "order_not_found", str(exc)) from None
+    if changed:
+        await auditing.record(
+            request,
+            actor=user.username,
+            action="dispatch.acknowledge",
+            target=f"order:{order_id}",
+            after={"unit": body.unit, "via": body.via},
+        )
+    return web.json_response({"changed": changed, "order": order_json(detail)})
+
+
+@routes.post("/api/v1/dispatches/{order_id}/cancel")
+async def cancel(request: web.Request) -> web.Response:
+    """Stop an open order; units it still holds become available."""
+    order_id = _order_id(request)
+    body = await read_json(request, CancelRequest)
+    user = current_user(request)
+    service = parts_of(request.app[HUB_KEY]).service
+    try:
+        detail = await service.cancel(order_id, actor=user.username, reason=body.reason)
+    except OrderNotFound as exc:
+        raise ApiError(404, "order_not_found", str(exc)) from None
+    except DispatchRefused as exc:
+        raise ApiError(409, exc.code, exc.message) from None
+    await auditing.record(
+        request,
+        actor=user.username,
+        action="dispatch.cancel",
+        target=f"order:{order_id}",
+        after={"reason": body.reason},
+    )
+    return web.json_response(order_json(detail))
+
+
+def order_json(detail: OrderDetail) -> dict[str, Any]:
+    """An order as the API shows it: the ladder per unit, then the history."""
+    order = detail.order
+    return {
+        "id": order.id,
+        "case": {"id": order.case_id, "number": detail.case_number},
+        "message": order.message,
+        "auto_escalate": order.auto_escalate,
+        "status": order.status,
+        "created_by": order.created_by,
+        "created_at": order.created_at.isoformat(),
+        "closed_at": _time(order.closed_at),
+        "assignments": [
+            {
+                "unit": a.unit_id,
+                "status": a.status,
+                "escalated_from": next(
+                    (b.unit_id for b in detail.assignments if b.id == a.escalated_from), None
+                ),
+                "acknowledged_at": _time(a.acknowledged_at),
+                "ack_channel": a.ack_channel,
+                "ladder": [
+                    {
+                        "step": c.step,
+                        "channel": c.channel,
+                        "address": c.address,
+                        "state": c.state,
+                        "attempts": c.attempts,
+                        "queued_at": c.queued_at.isoformat(),
+                        "sent_at": _time(c.sent_at),
+                        "delivered_at": _time(c.delivered_at),
+                        "acknowledged_at": _time(c.acknowledged_at),
+                        "closed_at": _time(c.closed_at),
+                        "deadline": c.deadline.isoformat(),
+                        "last_error": c.last_error,
+                    }
+                    for c in detail.copies
+                    if c.assignment_id == a.id
+                ],
+            }
+            for a in detail.assignments
+        ],
+        "events": [
+            {
+                "at": e.at.isoformat(),
+                "kind": e.kind,
+                "unit": e.unit_id,
+                "channel": e.channel,
+                "detail": e.detail,
+            }
+            for e in detail.events
+        ],
+    }
+
+
+def _order_id(request: web.Request) -> str:
+    order_id = request.match_info["order_id"]
+    if not _ORDER_ID.fullmatch(order_id):
+        raise ApiError(404, "order_not_found", f"no order {order_id!r}")
+    return order_id
+
+
+def _time(value: Any) -> str | None:
+    return None if value is None else str(value.isoformat())

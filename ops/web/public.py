@@ -1,0 +1,221 @@
+"""The public doors: the report form, the anonymous whistleblower form, and tracking.
+
+No sign-in. Submissions and lookups are rate-limited per client address, in memory only. A
+whistleblower's request is never tied to its address: the limiter keys it by a keyed hash
+whose key lives only in this process, nothing about the request is logged, and the report
+model refuses any identity field. Tracking shows a status timeline and nothing private.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from db import categories
+from ops.cases import service
+from ops.cases.intake import IncomingReport, submit_report
+from ops.cases.model import MAX_DESCRIPTION, MAX_NOTE, MAX_SHORT, MAX_TITLE
+from ops.core.config import CasesConfig
+from ops.web.cases import domain_call
+from ops.web.errors import ApiError, read_json
+from ops.web.keys import HUB_KEY
+from ops.web.pages import ASSETS_KEY
+from ops.web.ratelimit import RateLimiter
+
+routes = web.RouteTableDef()
+
+
+class PublicLimits:
+    """The public endpoints' limiters and the process-local key that hides whistleblowers."""
+
+    def __init__(self, config: CasesConfig) -> None:
+        self.submissions = RateLimiter(config.public_reports_per_minute, 60.0)
+        self.lookups = RateLimiter(config.public_lookups_per_minute, 60.0)
+        self._key = secrets.token_bytes(32)
+
+    def blind(self, address: str) -> str:
+        """A keyed digest of a client address: countable, never reversible or logged."""
+        return hmac.new(self._key, address.encode(), hashlib.sha256).hexdigest()
+
+
+PUBLIC_LIMITS_KEY = web.AppKey("public_limits", PublicLimits)
+
+
+class WhistleblowerReport(BaseModel):
+    """The anonymous form: no field for a name, contact or anything else about the reporter."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    category: str = Field(min_length=1, max_length=32)
+    description: str = Field(min_length=1, max_length=MAX_DESCRIPTION)
+    title: str | None = Field(default=None, max_length=MAX_TITLE)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    address: str | None = Field(default=None, max_length=MAX_SHORT)
+    region: str | None = Field(default=None, max_length=MAX_SHORT)
+
+
+class PublicReport(WhistleblowerReport):
+    """The public form: the anonymous form's fields, plus who the reporter is if they say."""
+
+    name: str | None = Field(default=None, max_length=MAX_SHORT)
+    contact: str | None = Field(default=None, max_length=MAX_SHORT)
+
+
+class FollowUp(BaseModel):
+    """More information from the holder of a follow-up code."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    body: str = Field(min_length=1, max_length=MAX_NOTE)
+
+
+def install(app: web.Application, config: CasesConfig) -> None:
+    """Add the limiters (per app, so each app counts on its own)."""
+    app[PUBLIC_LIMITS_KEY] = PublicLimits(config)
+
+
+@routes.get("/report", allow_head=False)
+async def report_page(request: web.Request) -> web.FileResponse:
+    """The public report form."""
+    return _page(request, "report.html")
+
+
+@routes.get("/report/anonymous", allow_head=False)
+async def whistleblower_page(request: web.Request) -> web.FileResponse:
+    """The anonymous whistleblower form."""
+    return _page(request, "whistleblower.html")
+
+
+@routes.get("/api/v1/public/categories", allow_head=False)
+async def public_categories(request: web.Request) -> web.Response:
+    """The active categories, for the forms' pickers."""
+    async with request.app[HUB_KEY].pool.acquire() as conn:
+        rows = await categories.list_categories(conn, active_only=True)
+    return web.json_response(
+        {
+            "categories": [
+                {"code": row.code, "label_id": row.label_id, "label_en": row.label_en}
+                for row in rows
+            ]
+        }
+    )
+
+
+@routes.post("/api/v1/public/reports")
+async def submit_public(request: web.Request) -> web.Response:
+    """File a public report; 201 with a tracking code once it is committed."""
+    limits = request.app[PUBLIC_LIMITS_KEY]
+    _limit(limits.submissions, ("report", request.remote or "unknown"))
+    body = await read_json(request, PublicReport)
+    hub = request.app[HUB_KEY]
+    report = IncomingReport(
+        channel="public",
+        category=body.category,
+        description=body.description,
+        title=body.title,
+        lat=body.lat,
+        lon=body.lon,
+        address=body.address,
+        region=body.region,
+        reporter_name=body.name,
+        reporter_contact=body.contact,
+        tracking="public",
+        actor="public",
+    )
+    ref = await domain_call(submit_report(hub.pool, hub.bus, report, config=hub.config.cases))
+    return web.json_response(
+        {"number": ref.number, "status": ref.status, "tracking_code": ref.tracking_code},
+        status=201,
+    )
+
+
+@routes.post("/api/v1/public/whistleblower")
+async def submit_whistleblower(request: web.Request) -> web.Response:
+    """File an anonymous report; 201 with the secret follow-up code once it is committed."""
+    limits = request.app[PUBLIC_LIMITS_KEY]
+    _limit(limits.submissions, ("whistleblower", limits.blind(request.remote or "unknown")))
+    body = await read_json(request, WhistleblowerReport)
+    hub = request.app[HUB_KEY]
+    report = IncomingReport(
+        channel="whistleblower",
+        category=body.category,
+        description=body.description,
+        title=body.title,
+        lat=body.lat,
+        lon=body.lon,
+        address=body.address,
+        region=body.region,
+        anonymous=True,
+        tracking="secret",
+        actor="anonymous",
+    )
+    ref = await domain_call(submit_report(hub.pool, hub.bus, report, config=hub.config.cases))
+    return web.json_response(
+        {"number": ref.number, "status": ref.status, "follow_up_code": ref.tracking_code},
+        status=201,
+    )
+
+
+@routes.get("/api/v1/public/reports/{code}", allow_head=False)
+async def track(request: web.Request) -> web.Response:
+    """The public status of a report and its timeline; 404 for any unknown code."""
+    limits = request.app[PUBLIC_LIMITS_KEY]
+    _limit(limits.lookups, ("lookup", limits.blind(request.remote or "unknown")))
+    view = await domain_call(
+        service.public_view(request.app[HUB_KEY].pool, request.match_info["code"])
+    )
+    return web.json_response(public_json(view))
+
+
+@routes.post("/api/v1/public/reports/{code}/notes")
+async def follow_up(request: web.Request) -> web.Response:
+    """The holder of a whistleblower follow-up code adds information."""
+    limits = request.app[PUBLIC_LIMITS_KEY]
+    _limit(limits.lookups, ("lookup", limits.blind(request.remote or "unknown")))
+    code = request.match_info["code"]
+    if not code.strip().upper().startswith("WB-"):
+        raise ApiError(
+            403, "forbidden", "only a whistleblower's follow-up code can add information", "code"
+        )
+    body = await read_json(request, FollowUp)
+    hub = request.app[HUB_KEY]
+    at = await domain_call(service.add_reporter_note(hub.pool, hub.bus, code, body.body))
+    return web.json_response({"received_at": at.isoformat()}, status=201)
+
+
+def public_json(view: service.PublicView) -> dict[str, Any]:
+    """What a tracking code may see."""
+    return {
+        "number": view.number,
+        "category": view.category,
+        "status": view.status,
+        "agency": view.agency,
+        "created_at": view.created_at.isoformat(),
+        "updated_at": view.updated_at.isoformat(),
+        "timeline": [{"at": at.isoformat(), "status": status} for at, status in view.timeline],
+    }
+
+
+def _limit(limiter: RateLimiter, key: tuple[str, str]) -> None:
+    verdict = limiter.attempt(key)
+    if not verdict.allowed:
+        retry = max(1, round(verdict.retry_after))
+        raise ApiError(
+            429,
+            "too_many_requests",
+            f"too many requests; try again in {retry} s",
+            headers={"Retry-After": str(retry)},
+        )
+
+
+def _page(request: web.Request, name: str) -> web.FileResponse:
+    path = request.app[ASSETS_KEY].get(name)
+    if path is None:
+        raise web.HTTPNotFound
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,413 @@
+// The console shell: sign-in, header, the room layout (queue, map, panels, notifications), the
+// live feed, panel modules, keyboard shortcuts, and keeping typed text across an expired session.
+
+import * as api from "./api.js";
+import { EventStrip } from "./events.js";
+import { addStrings, applyTranslations, lang, onLangChange, setLang, t } from "./i18n.js";
+import { LiveFeed } from "./live.js";
+import { OpsMap } from "./map.js";
+import { Notifications } from "./notify.js";
+import { alertList, caseSummary, deviceList, kpiBlock, unitList } from "./panels.js";
+import { Queue } from "./queue.js";
+import { StatusPanel } from "./status.js";
+import { Store } from "./store.js";
+import { ago, formatDateTime, formatTime, setZone, zoneLabel } from "./time.js";
+import { throttled } from "./ui.js";
+import { mount as mountWallAdmin } from "./wall-admin.js";
+import { WallControl } from "./walls.js";
+
+const $ = (selector) => document.querySelector(selector);
+const DRAFTS_KEY = "posko.drafts";
+const USER_KEY = "posko.username";
+
+const status = new StatusPanel($("#shell"));
+const events = new EventStrip($("#events"), $("#events-empty"));
+const store = new Store();
+const notifications = new Notifications($("#notifications"));
+const subscribers = new Set(); // [prefix, handler] of panel modules
+const mounted = new Map(); // panel name -> what its mount() returned
+let settings = null;
+let session = null;
+let map = null;
+let queue = null;
+let walls = null;
+let selectedCase = null;
+let selectedCamera = null;
+let liveState = "closed";
+let needsSnapshot = false;
+let clockTimer = null;
+
+const feed = new LiveFeed({
+  onState: showLive,
+  onMessage: (message) => {
+    if (message.type === "hello") {
+      showHub(message.hub_id);
+      // After a reconnect the hub may have restarted: take a fresh snapshot of everything.
+      if (needsSnapshot) refreshAll();
+      needsSnapshot = true;
+    } else if (message.type === "event") {
+      status.apply(message);
+      events.add(message);
+      store.apply(message);
+      notifications.consider(message);
+      walls?.apply(message);
+      for (const [prefix, handler] of subscribers) {
+        if (message.topic.startsWith(prefix)) handler(message);
+      }
+    }
+  },
+  onEnded: () => checkSession(),
+});
+
+// -- the context panel modules get ------------------------------------------------------------
+
+const caseListeners = new Set();
+const context = {
+  api,
+  store,
+  live: {
+    /** Call handler(message) for every live event whose topic starts with prefix. */
+    subscribe(prefix, handler) {
+      const entry = [prefix, handler];
+      subscribers.add(entry);
+      return () => subscribers.delete(entry);
+    },
+  },
+  i18n: { t, lang, onLangChange, addStrings },
+  time: { formatTime, formatDateTime, ago, zoneLabel },
+  selection: {
+    case: () => selectedCase,
+    selectCase: (id) => selectCase(id),
+    onCase(handler) {
+      caseListeners.add(handler);
+      return () => caseListeners.delete(handler);
+    },
+  },
+  map: {
+    focus: (lat, lon, zoom) => map?.focus(lat, lon, zoom),
+    view: () => map?.view(),
+  },
+  get user() {
+    return session?.user ?? null;
+  },
+};
+
+// -- header -----------------------------------------------------------------------------------
+
+function showLive(state) {
+  // A socket refused at its handshake (signed out) looks like a lost hub: ask which it is.
+  if (state === "closed" && liveState === "open" && session) {
+    api.me().catch((error) => {
+      if (error.status === 401) sessionEnded();
+    });
+  }
+  liveState = state;
+  const live = $("#live");
+  live.dataset.state = state;
+  $("#live-text").textContent = t(`live.${state}`);
+  // While disconnected the panels show the last known state: say so, not only by dimming.
+  const stale = state !== "open";
+  $("#stale").hidden = !stale;
+  $("#shell").dataset.stale = String(stale);
+}
+
+function showHub(hubId) {
+  $("#hub-id").textContent = hubId;
+  $("#hub-id").hidden = false;
+}
+
+function tickClock() {
+  $("#clock").textContent = `${formatTime(new Date(), true)} ${zoneLabel()}`;
+}
+
+// -- data -------------------------------------------------------------------------------------
+
+async function refreshStatus() {
+  try {
+    const snapshot = await api.hubStatus();
+    showHub(snapshot.hub_id);
+    status.show(snapshot);
+  } catch (error) {
+    if (error.status === 401) sessionEnded();
+  }
+}
+
+async function refreshAll() {
+  await Promise.allSettled([refreshStatus(), store.load(), walls?.load()]);
+  for (const panel of mounted.values()) panel?.refresh?.();
+}
+
+const renderPanels = throttled(() => {
+  queue?.render();
+  queue?.select(selectedCase);
+  map?.render();
+  if (!mounted.has("cases")) $("#case-panel").replaceChildren(caseSummary(store.cases.get(selectedCase), store));
+  $("#kpis").replaceChildren(...kpiBlock(store));
+  if (!mounted.has("units")) $("#unit-panel").replaceChildren(unitList(store));
+  if (!mounted.has("devices")) $("#device-panel").replaceChildren(deviceList(store));
+  $("#alert-panel").replaceChildren(alertList(store));
+});
+store.addEventListener("change", renderPanels);
+
+function selectCase(id) {
+  selectedCase = id === null ? null : String(id);
+  const item = store.cases.get(selectedCase);
+  if (item?.lat != null && map) map.focus(item.lat, item.lon);
+  for (const handler of caseListeners) handler(selectedCase);
+  renderPanels();
+}
+
+async function mountPanels() {
+  // Modules another part of the hub ships (js/cases.js, …) take over their region.
+  for (const name of settings.panels ?? []) {
+    if (mounted.has(name)) continue;
+    const region = document.querySelector(`[data-panel="${name}"]`);
+    if (!region) continue;
+    // Claim the region before the first await: a second sign-in path or a live render that
+    // runs meanwhile must neither mount the module twice nor draw the fallback over it.
+    mounted.set(name, null);
+    try {
+      const module = await import(`./${name}.js`);
+      mounted.set(name, (await module.mount(region, context)) ?? null);
+    } catch (error) {
+      mounted.delete(name);
+      console.error(`panel ${name} failed to mount`, error);
+    }
+  }
+}
+
+// -- sign-in, sign-out and expired sessions ---------------------------------------------------
+
+async function showShell(current) {
+  api.sessionChanged();
+  session = current;
+  const { user } = current;
+  $("#login").hidden = true;
+  $("#login-note").hidden = true;
+  $("#shell").hidden = false;
+  for (const id of ["#live", "#who", "#logout", "#help", "#clock"]) $(id).hidden = false;
+  $("#who-name").textContent = user.display_name || user.username;
+  $("#who-role").textContent = t(`role.${user.role}`);
+  $("#who-role").dataset.role = user.role;
+  try {
+    localStorage.setItem(USER_KEY, user.username);
+  } catch {
+    // Not remembered.
+  }
+  needsSnapshot = false;
+  events.clear();
+  notifications.clear();
+  feed.start();
+  $("#main").focus();
+  try {
+    settings = await api.api("GET", "/api/v1/console/settings");
+  } catch (error) {
+    if (error.status === 401) sessionEnded();
+    return;
+  }
+  setZone(settings.timezone, settings.zone_label);
+  clearInterval(clockTimer);
+  tickClock();
+  clockTimer = setInterval(tickClock, 1000);
+  if (!map) {
+    map = new OpsMap($("#map"), store, settings, {
+      onSelect: (kind, item) => {
+        if (kind === "case") selectCase(item.id);
+        else if (kind === "cameras") selectedCamera = item;
+      },
+    });
+  }
+  if (!queue) queue = new Queue($("#queue"), $("#queue-empty"), $("#queue-filter"), store, selectCase);
+  walls = walls ?? new WallControl($("#wall-control"), {
+    store,
+    get role() {
+      return session?.user.role;
+    },
+    selectedCase: () => store.cases.get(selectedCase) ?? null,
+    mapView: () => map.view(),
+    selectedCamera: () => selectedCamera,
+  });
+  await mountPanels();
+  if (!mounted.has("wall-admin")) mounted.set("wall-admin", mountWallAdmin($("#wall-admin"), context));
+  await refreshAll();
+  renderPanels();
+  restoreDrafts();
+}
+
+function showLogin({ expired = false } = {}) {
+  feed.stop();
+  status.clear();
+  clearInterval(clockTimer);
+  $("#shell").hidden = true;
+  for (const id of ["#live", "#who", "#logout", "#hub-id", "#help", "#clock"]) $(id).hidden = true;
+  $("#login").hidden = false;
+  $("#password").value = "";
+  $("#login-note").textContent = expired ? t("login.expired") : "";
+  $("#login-note").hidden = !expired;
+  let remembered = "";
+  try {
+    remembered = localStorage.getItem(USER_KEY) ?? "";
+  } catch {
+    // Nothing remembered.
+  }
+  if (!$("#username").value) $("#username").value = remembered;
+  ($("#username").value ? $("#password") : $("#username")).focus();
+}
+
+/** The session ended under us: keep what was typed, then ask to sign in again. */
+function sessionEnded() {
+  // Already asking: a late answer to an old call must not clear what is being typed there.
+  if ($("#shell").hidden && !$("#login").hidden) return;
+  api.sessionChanged(); // the other calls of the ended session will answer 401 too
+  if (!$("#shell").hidden) saveDrafts();
+  session = null;
+  showLogin({ expired: true });
+}
+
+function saveDrafts() {
+  const drafts = {};
+  for (const field of document.querySelectorAll("#shell input, #shell textarea, #shell select")) {
+    if (!field.id || field.type === "password" || field.type === "hidden") continue;
+    if (field.tagName === "SELECT" && !field.hasAttribute("data-draft")) continue;
+    if (field.value) drafts[field.id] = field.value;
+  }
+  try {
+    sessionStorage.setItem(DRAFTS_KEY, JSON.stringify(drafts));
+  } catch {
+    // Storage disabled: the fields themselves survive as long as the page does.
+  }
+}
+
+function restoreDrafts() {
+  let drafts = {};
+  try {
+    drafts = JSON.parse(sessionStorage.getItem(DRAFTS_KEY) ?? "{}");
+    sessionStorage.removeItem(DRAFTS_KEY);
+  } catch {
+    return;
+  }
+  for (const [id, value] of Object.entries(drafts)) {
+    const field = document.getElementById(id);
+    if (!field || field.value) continue;
+    field.value = value;
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+}
+
+async function checkSession() {
+  try {
+    await showShell(await api.me());
+  } catch {
+    if (!$("#shell").hidden) sessionEnded();
+    else if ($("#login").hidden) showLogin(); // already asking: keep its note
+  }
+}
+
+async function submitLogin(event) {
+  event.preventDefault();
+  const username = $("#username").value.trim();
+  const password = $("#password").value;
+  const message = $("#login-error");
+  message.hidden = true;
+  if (!username || !password) {
+    showError(t("login.missing"));
+    return;
+  }
+  const button = event.submitter ?? $("#login-form button");
+  button.disabled = true;
+  try {
+    const current = await api.login(username, password);
+    await showShell(current);
+  } catch (error) {
+    if (error.code === "invalid_credentials") showError(t("login.failed"));
+    else if (error.status === 429) showError(t("login.throttled"));
+    else showError(t("login.error", { message: error.message }));
+    $("#password").select();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function showError(text) {
+  const message = $("#login-error");
+  message.textContent = text;
+  message.hidden = false;
+}
+
+async function signOut() {
+  // Stop listening first: the hub closes this session's sockets (1008), which is no expiry.
+  feed.stop();
+  session = null;
+  api.sessionChanged(); // calls still in flight will answer 401: that is no expiry
+  try {
+    await api.logout();
+  } finally {
+    sessionStorage.removeItem(DRAFTS_KEY);
+    showLogin();
+  }
+}
+
+// -- keyboard shortcuts -----------------------------------------------------------------------
+
+function typing(target) {
+  return target.closest?.("input, textarea, select, [contenteditable='true']");
+}
+
+function onKey(event) {
+  if ($("#shell").hidden || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.key === "Escape") {
+    if (typing(event.target)) {
+      event.preventDefault(); // leave the field, keeping its text (a search box would clear)
+      event.target.blur();
+    } else if (!$("#shortcuts").open) {
+      selectCase(null);
+    }
+    return;
+  }
+  if (typing(event.target) || $("#shortcuts").open) return;
+  const key = event.key.toLowerCase();
+  const actions = {
+    "/": () => $("#queue-filter").focus(),
+    j: () => queue?.step(1),
+    k: () => queue?.step(-1),
+    w: () => walls?.pushCase(),
+    m: () => walls?.pushMap(),
+    r: () => refreshAll(),
+    l: () => setLang(lang() === "id" ? "en" : "id"),
+    "?": () => $("#shortcuts").showModal(),
+  };
+  if (/^[1-9]$/.test(key)) {
+    event.preventDefault();
+    walls?.selectTile(Number(key) - 1);
+  } else if (key in actions) {
+    event.preventDefault();
+    actions[key]();
+  }
+}
+
+// -- start ------------------------------------------------------------------------------------
+
+function start() {
+  applyTranslations(document);
+  api.onUnauthorized(() => sessionEnded());
+  for (const button of document.querySelectorAll("[data-lang]")) {
+    button.addEventListener("click", () => setLang(button.dataset.lang));
+  }
+  onLangChange(() => {
+    showLive(liveState);
+    if (status.snapshot) status.render();
+    const role = $("#who-role").dataset.role;
+    if (role) $("#who-role").textContent = t(`role.${role}`);
+    for (const input of document.querySelectorAll("[data-i18n-placeholder]")) input.placeholder = t(input.dataset.i18nPlaceholder);
+    walls?.render();
+    renderPanels();
+  });
+  for (const input of document.querySelectorAll("[data-i18n-placeholder]")) input.placeholder = t(input.dataset.i18nPlaceholder);
+  $("#login-form").addEventListener("submit", submitLogin);
+  $("#logout").addEventListener("click", signOut);
+  $("#help").addEventListener("click", () => $("#shortcuts").showModal());
+  document.addEventListener("keydown", onKey);
+  checkSession();
+}
+
+start();

@@ -1,0 +1,216 @@
+// What the console and the wall show, in one place: a snapshot from the API, then live events.
+//
+// Sources are feature-detected: a list route another part of the hub does not serve (yet) leaves
+// its layer empty and marked "no data source", never filled with made-up data.
+//   cases    GET /api/v1/cases?status=open  + case.opened / case.changed / case.sla_breached
+//   devices  GET /api/v1/devices  + device.health (state, wall screens included)
+//   units    GET /api/v1/units    + unit.* events carrying an id
+//   alerts   GET /api/v1/alerts   + alert.* events carrying an id
+//   centers  GET /api/v1/centers
+
+import * as api from "./api.js";
+
+export const PRIORITIES = ["critical", "high", "medium", "low"];
+export const OPEN_STATUSES = new Set(["new", "triaged", "assigned", "in_progress", "reopened"]);
+const CASE_TOPICS = new Set(["case.opened", "case.changed", "case.sla_breached"]);
+const SOURCES = {
+  cases: "/api/v1/cases?status=open&limit=200",
+  devices: "/api/v1/devices",
+  units: "/api/v1/units",
+  alerts: "/api/v1/alerts",
+  centers: "/api/v1/centers",
+};
+
+/** The items of a list answer, whichever envelope the route uses. */
+function items(body, key) {
+  if (Array.isArray(body)) return body;
+  if (body && typeof body === "object") {
+    for (const name of [key, "items", "results", "data"]) {
+      if (Array.isArray(body[name])) return body[name];
+    }
+  }
+  return [];
+}
+
+function idOf(item) {
+  return String(item.id ?? item.device_id ?? item.unit_id ?? item.alert_id ?? "");
+}
+
+export function priorityRank(priority) {
+  const rank = PRIORITIES.indexOf(priority);
+  return rank < 0 ? PRIORITIES.length : rank;
+}
+
+export function isOpen(item) {
+  return OPEN_STATUSES.has(item.status);
+}
+
+/** Metres between two points (haversine). */
+export function distance(lat1, lon1, lat2, lon2) {
+  const rad = Math.PI / 180;
+  const dLat = (lat2 - lat1) * rad;
+  const dLon = (lon2 - lon1) * rad;
+  const a =
+    Math.sin(dLat / 2) ** 2 + Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin(dLon / 2) ** 2;
+  return 6371000 * 2 * Math.asin(Math.min(1, Math.sqrt(a)));
+}
+
+export class Store extends EventTarget {
+  constructor() {
+    super();
+    this.cases = new Map();
+    this.devices = new Map();
+    this.units = new Map();
+    this.alerts = new Map();
+    this.centers = new Map();
+    this.fetching = new Set();
+    // name -> true (served), false (absent on this hub), null (not asked yet)
+    this.available = { cases: null, devices: null, units: null, alerts: null, centers: null };
+  }
+
+  /** Fetch every source the hub serves; absent ones stay empty and marked unavailable. */
+  async load() {
+    await Promise.all(
+      Object.entries(SOURCES).map(async ([name, path]) => {
+        let body;
+        try {
+          body = await api.optional(path);
+        } catch (error) {
+          if (error.status === 401) throw error;
+          return; // a transient failure keeps what we had
+        }
+        this.available[name] = body !== null;
+        const map = this[name];
+        map.clear();
+        for (const item of items(body, name)) {
+          const id = idOf(item);
+          if (id) map.set(id, item);
+        }
+      }),
+    );
+    this.changed("load");
+  }
+
+  /** Apply one live event; returns true if it changed what is shown. */
+  apply(message) {
+    const { topic, payload } = message;
+    if (!payload || typeof payload !== "object") return false;
+    if (CASE_TOPICS.has(topic)) {
+      const id = String(payload.id);
+      const before = this.cases.get(id);
+      const breached = topic === "case.sla_breached" || Boolean(before?.sla_breached);
+      this.cases.set(id, { ...before, ...payload, sla_breached: breached });
+      this.available.cases = true;
+      this.changed(topic, this.cases.get(id), before);
+      return true;
+    }
+    if (topic === "device.health") {
+      const id = String(payload.device_id);
+      const before = this.devices.get(id);
+      this.devices.set(id, {
+        ...before,
+        id,
+        kind: payload.kind,
+        name: payload.name ?? before?.name,
+        site: payload.site ?? before?.site,
+        state: payload.state,
+        reason: payload.reason,
+        figures: payload.figures,
+        since: payload.since,
+      });
+      this.changed(topic, this.devices.get(id), before);
+      if (this.available.devices && !(before && "attributes" in before)) this.fetchDevice(id);
+      return true;
+    }
+    for (const [prefix, map] of [["unit.", this.units], ["alert.", this.alerts]]) {
+      if (topic.startsWith(prefix)) {
+        const id = idOf(payload);
+        if (!id) return false;
+        const before = map.get(id);
+        map.set(id, { ...before, ...payload });
+        this.changed(topic, map.get(id), before);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** A device first heard of live: its registration (position, snapshot URL) from the API. */
+  async fetchDevice(id) {
+    if (this.fetching.has(id)) return;
+    this.fetching.add(id);
+    try {
+      const device = await api.optional(`/api/v1/devices/${encodeURIComponent(id)}`);
+      if (device) {
+        this.devices.set(id, { ...device, ...this.devices.get(id), attributes: device.attributes ?? {}, lat: device.lat, lon: device.lon });
+        this.changed("device.registered", this.devices.get(id));
+      }
+    } catch {
+      // Shown without its registration until the next full load.
+    } finally {
+      this.fetching.delete(id);
+    }
+  }
+
+  changed(topic, item = null, before = null) {
+    this.dispatchEvent(new CustomEvent("change", { detail: { topic, item, before } }));
+  }
+
+  /** Open cases, most urgent first (priority, then SLA due, then oldest). */
+  openCases() {
+    return [...this.cases.values()].filter(isOpen).sort((a, b) => {
+      const rank = priorityRank(a.priority) - priorityRank(b.priority);
+      if (rank) return rank;
+      const dueA = a.sla_due_at ? Date.parse(a.sla_due_at) : Infinity;
+      const dueB = b.sla_due_at ? Date.parse(b.sla_due_at) : Infinity;
+      if (dueA !== dueB) return dueA - dueB;
+      return Date.parse(a.created_at) - Date.parse(b.created_at);
+    });
+  }
+
+  breached(item, now = Date.now()) {
+    if (item.sla_breached || item.sla_breached_at) return true;
+    return item.sla_due_at ? Date.parse(item.sla_due_at) < now : false;
+  }
+
+  cameras() {
+    return [...this.devices.values()].filter((device) => device.kind === "camera");
+  }
+
+  /** The newest open critical/high case with a location. */
+  newestUrgent() {
+    return [...this.cases.values()]
+      .filter((c) => isOpen(c) && priorityRank(c.priority) <= 1 && c.lat != null && c.lon != null)
+      .sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at))[0] ?? null;
+  }
+
+  /** The cameras nearest a point, with their distance in metres. */
+  nearestCameras(lat, lon, count) {
+    return this.cameras()
+      .filter((camera) => camera.lat != null && camera.lon != null)
+      .map((camera) => ({ camera, metres: distance(lat, lon, camera.lat, camera.lon) }))
+      .sort((a, b) => a.metres - b.metres)
+      .slice(0, count);
+  }
+
+  /** The room's indicators; a figure without a data source is null. */
+  kpis(now = Date.now()) {
+    const open = this.openCases();
+    const byPriority = Object.fromEntries(PRIORITIES.map((p) => [p, 0]));
+    for (const item of open) if (item.priority in byPriority) byPriority[item.priority] += 1;
+    const units = this.available.units
+      ? [...this.units.values()].filter((u) => u.status === "available" && u.on_duty !== false).length
+      : null;
+    const offline =
+      this.available.devices || this.devices.size
+        ? [...this.devices.values()].filter((d) => d.state === "offline").length
+        : null;
+    return {
+      open: this.available.cases || this.cases.size ? open.length : null,
+      byPriority,
+      breaches: this.available.cases || this.cases.size ? open.filter((c) => this.breached(c, now)).length : null,
+      unitsAvailable: units,
+      devicesOffline: offline,
+    };
+  }
+}

@@ -1,0 +1,64 @@
+// Small DOM helpers shared by the console and the wall: states shown by shape and word, not colour alone.
+
+import { t } from "./i18n.js";
+
+const PRIORITY_SHAPES = { critical: "◆", high: "▲", medium: "●", low: "■" };
+const DEVICE_TONES = { online: "ok", degraded: "warn", offline: "bad", unknown: "warn" };
+const TONE_SHAPES = { ok: "●", warn: "◐", bad: "✕" };
+
+/** Create an element: el("li", { className: "x", dataset: { id: 1 } }, "text", child). */
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null) continue;
+    if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key in node) node[key] = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) node.append(child);
+  }
+  return node;
+}
+
+/** A priority as shape + word, e.g. "▲ high". */
+export function priorityBadge(priority) {
+  return el(
+    "span",
+    { className: "badge", dataset: { priority } },
+    el("span", { "aria-hidden": "true" }, PRIORITY_SHAPES[priority] ?? "•"),
+    ` ${t(`priority.${priority}`)}`,
+  );
+}
+
+export function priorityShape(priority) {
+  return PRIORITY_SHAPES[priority] ?? "•";
+}
+
+/** A device state as shape + word. */
+export function deviceBadge(state) {
+  const tone = DEVICE_TONES[state] ?? "warn";
+  return el(
+    "span",
+    { className: "mark", dataset: { tone } },
+    el("span", { "aria-hidden": "true" }, TONE_SHAPES[tone]),
+    t(`device.${state ?? "unknown"}`),
+  );
+}
+
+export function deviceShape(state) {
+  return TONE_SHAPES[DEVICE_TONES[state] ?? "warn"];
+}
+
+/** Collapse calls to fn into one per animation frame. */
+export function throttled(fn) {
+  let pending = false;
+  return (...args) => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      fn(...args);
+    });
+  };
+}

@@ -1,0 +1,273 @@
+"""Units over HTTP: list, register, status and duty, recommendation, positions and their counts.
+
+Literal paths (``recommend``) are registered before ``{unit_id}``, and those words are refused
+as unit ids, so the two can never collide.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from db import positions as position_rows
+from db import units as unit_rows
+from ops.dispatch.setup import parts_of
+from ops.units import recommend, service
+from ops.units.errors import InvalidUnit, UnitNotFound, UnitTaken
+from ops.units.model import ID_PATTERN, TEXT_PATTERN, Kind, Status
+from ops.web.errors import ApiError, read_json, validation_error
+from ops.web.keys import HUB_KEY
+from ops.web.sessions import current_user
+
+routes = web.RouteTableDef()
+M = TypeVar("M", bound=BaseModel)
+_ID = re.compile(ID_PATTERN)
+
+MAX_UNITS_PAGE = 10_000
+MAX_POSITIONS_PAGE = 5000
+
+
+class UnitQuery(BaseModel):
+    """The query of ``GET /api/v1/units``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Status | None = None
+    kind: Kind | None = None
+    limit: int = Field(default=1000, ge=1, le=MAX_UNITS_PAGE)
+
+
+class RecommendQuery(BaseModel):
+    """The query of ``GET /api/v1/units/recommend``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case: int = Field(ge=1)
+    limit: int = Field(default=10, ge=1, le=recommend.MAX_LIMIT)
+    kind: Kind | None = None
+    skill: list[str] = Field(default_factory=list, max_length=16)
+
+
+class StatusChange(BaseModel):
+    """The body of ``POST /api/v1/units/{unit_id}/status``: a status, a duty change, or both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: Status | None = None
+    on_duty: bool | None = None
+    reason: str | None = Field(default=None, min_length=1, max_length=500, pattern=TEXT_PATTERN)
+
+    @model_validator(mode="after")
+    def _something(self) -> StatusChange:
+        if self.status is None and self.on_duty is None:
+            raise ValueError("give status, on_duty or both")
+        return self
+
+
+class PositionsQuery(BaseModel):
+    """The query of ``GET /api/v1/units/{unit_id}/positions``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=500, ge=1, le=MAX_POSITIONS_PAGE)
+
+
+@routes.get("/api/v1/units", allow_head=False)
+async def list_units(request: web.Request) -> web.Response:
+    """Every unit (or those of one status or kind), with freshness."""
+    query = _query(request, UnitQuery)
+    hub = request.app[HUB_KEY]
+    async with hub.pool.acquire() as conn:
+        rows = await unit_rows.list_units(
+            conn, status=query.status, kind=query.kind, limit=query.limit
+        )
+    stale_after = hub.config.dispatch.stale_after
+    now = datetime.now(UTC)
+    return web.json_response({"units": [unit_json(row, now, stale_after) for row in rows]})
+
+
+@routes.post("/api/v1/units")
+async def create_unit(request: web.Request) -> web.Response:
+    """Register a unit."""
+    spec = await read_json(request, service.UnitSpec)
+    hub = request.app[HUB_KEY]
+    try:
+        row = await service.create_unit(
+            hub.pool, hub.bus, spec, actor=current_user(request).username
+        )
+    except UnitTaken as exc:
+        raise ApiError(409, "unit_taken", str(exc), "id") from None
+    return web.json_response(
+        unit_json(row, datetime.now(UTC), hub.config.dispatch.stale_after), status=201
+    )
+
+
+@routes.get("/api/v1/units/recommend", allow_head=False)
+async def recommend_units(request: web.Request) -> web.Response:
+    """Available on-duty units ranked for a case, each with the reasons for its place."""
+    try:
+        query = RecommendQuery.model_validate(
+            {**dict(request.query), "skill": request.query.getall("skill", [])}
+        )
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+    hub = request.app[HUB_KEY]
+    now = datetime.now(UTC)
+    stale_after = hub.config.dispatch.stale_after
+    try:
+        result = await recommend.recommend(
+            hub.pool,
+            query.case,
+            now=now,
+            stale_after=stale_after,
+            limit=query.limit,
+            kind=query.kind,
+            skills=query.skill,
+        )
+    except recommend.CaseMissing as exc:
+        raise ApiError(404, "case_not_found", str(exc), "case") from None
+    except recommend.CaseNotLocated as exc:
+        raise ApiError(409, "case_without_location", str(exc), "case") from None
+    case = result.case
+    return web.json_response(
+        {
+            "case": {
+                "id": case.id,
+                "number": case.number,
+                "category": case.category,
+                "lat": case.lat,
+                "lon": case.lon,
+            },
+            "need": {"kinds": list(result.need.kinds), "skills": list(result.need.skills)},
+            "stale_after_s": stale_after,
+            "units": [
+                {
+                    "rank": item.rank,
+                    "unit": unit_json(item.unit, now, stale_after),
+                    "distance_km": None if item.distance_km is None else round(item.distance_km, 3),
+                    "score": round(item.score, 3),
+                    "stale": item.stale,
+                    "reasons": list(item.reasons),
+                }
+                for item in result.ranked
+            ],
+        }
+    )
+
+
+@routes.get("/api/v1/positions/stats", allow_head=False)
+async def position_stats(request: web.Request) -> web.Response:
+    """Positions accepted and dropped per source and reason since the hub started."""
+    parts = parts_of(request.app[HUB_KEY])
+    return web.json_response(
+        {**parts.ingestor.stats(), "events_rejected": dict(parts.inbound.rejected)}
+    )
+
+
+@routes.get("/api/v1/units/{unit_id}", allow_head=False)
+async def get_unit(request: web.Request) -> web.Response:
+    """One unit."""
+    hub = request.app[HUB_KEY]
+    row = await _unit(request)
+    return web.json_response(unit_json(row, datetime.now(UTC), hub.config.dispatch.stale_after))
+
+
+@routes.post("/api/v1/units/{unit_id}/status")
+async def change_status(request: web.Request) -> web.Response:
+    """Set a unit's status and/or duty (audited, shown live)."""
+    unit_id = _unit_id(request)
+    change = await read_json(request, StatusChange)
+    hub = request.app[HUB_KEY]
+    try:
+        row = await service.change_status(
+            hub.pool,
+            hub.bus,
+            unit_id,
+            actor=current_user(request).username,
+            status=change.status,
+            on_duty=change.on_duty,
+            reason=change.reason,
+        )
+    except UnitNotFound as exc:
+        raise ApiError(404, "unit_not_found", str(exc)) from None
+    except InvalidUnit as exc:
+        raise ApiError(400, "invalid_field", exc.message, exc.field) from None
+    return web.json_response(unit_json(row, datetime.now(UTC), hub.config.dispatch.stale_after))
+
+
+@routes.get("/api/v1/units/{unit_id}/positions", allow_head=False)
+async def positions(request: web.Request) -> web.Response:
+    """A unit's position history, newest first."""
+    query = _query(request, PositionsQuery)
+    row = await _unit(request)
+    async with request.app[HUB_KEY].pool.acquire() as conn:
+        history = await position_rows.history(conn, row.id, limit=query.limit)
+    return web.json_response(
+        {
+            "unit": row.id,
+            "positions": [
+                {
+                    "at": p.at.isoformat(),
+                    "lat": p.lat,
+                    "lon": p.lon,
+                    "source": p.source,
+                    "received_at": p.received_at.isoformat(),
+                }
+                for p in history
+            ],
+        }
+    )
+
+
+def unit_json(row: unit_rows.UnitRow, now: datetime, stale_after: float) -> dict[str, Any]:
+    """A unit as the API shows it, with how old its position is and whether that is stale.
+
+    Flat, like the ``unit.changed`` and ``unit.moved`` events, so a client merges them alike;
+    a unit that never reported a position counts as stale.
+    """
+    age = None if row.position_at is None else (now - row.position_at).total_seconds()
+    return {
+        "id": row.id,
+        "callsign": row.callsign,
+        "name": row.name,
+        "kind": row.kind,
+        "skills": list(row.skills),
+        "home_center": row.home_center,
+        "on_duty": row.on_duty,
+        "status": row.status,
+        "status_reason": row.status_reason,
+        "channels": [{"channel": c, "address": a} for c, a in row.channels],
+        "lat": row.lat,
+        "lon": row.lon,
+        "position_at": None if row.position_at is None else row.position_at.isoformat(),
+        "position_source": row.position_source,
+        "position_age_s": None if age is None else round(max(age, 0.0), 1),
+        "stale": age is None or age > stale_after,
+        "stale_after_s": stale_after,
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+def _unit_id(request: web.Request) -> str:
+    unit_id = request.match_info["unit_id"]
+    if not _ID.fullmatch(unit_id):
+        raise ApiError(404, "unit_not_found", f"no unit {unit_id!r}")
+    return unit_id
+
+
+async def _unit(request: web.Request) -> unit_rows.UnitRow:
+    try:
+        return await service.get_unit(request.app[HUB_KEY].pool, _unit_id(request))
+    except UnitNotFound as exc:
+        raise ApiError(404, "unit_not_found", str(exc)) from None
+
+
+def _query(request: web.Request, model: type[M]) -> M:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        raise validation_error(exc) from None

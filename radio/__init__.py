@@ -1,0 +1,1 @@
+"""Handy-talkie radio gateways (KISS TNC, AX.25/APRS)."""

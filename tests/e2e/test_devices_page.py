@@ -1,0 +1,82 @@
+"""The technician page in headless Chromium: live states, filters, charts, alarms, commands."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from playwright.async_api import expect
+
+from devices.mqtt.simulator import SimulatedDevice
+from ops.devicehealth import service_of
+from ops.users import Role
+from tests.e2e.conftest import NewPage, console_user, keep_screenshot, run_hub, sign_in
+from tests.fixtures.hub import ConfigFactory, unique_name
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.broker]
+
+
+async def test_a_technician_watches_a_device_fail_acknowledges_and_commands(
+    device_hub_config: ConfigFactory, new_page: NewPage
+) -> None:
+    config = device_hub_config(devices={"hysteresis": 0.2, "sample_every": 0.0})
+    async with run_hub(config) as (hub, served):
+        host, port = hub.config.mqtt.host_port
+        device = SimulatedDevice(
+            host,
+            port,
+            hub.config.mqtt.prefix,
+            unique_name("sensor"),
+            interval=None,
+            config={"kind": "mqtt_sensor", "name": "Pos Pantau Kali Garang", "site": "Semarang"},
+        )
+        await device.start()
+        for level in (90, 70, 50):
+            await device.send_telemetry({"battery_pct": level, "rssi_dbm": -65})
+            await asyncio.sleep(0.1)
+        parts = service_of(hub)
+        async with asyncio.timeout(10):
+            while parts.history.written < 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+
+        username, password = await console_user(hub, Role.TECHNICIAN)
+        page = await new_page()
+        await sign_in(page, served, username, password)
+        await page.goto(served.url + "/devices")
+        row = page.locator(f"tr[data-id='{device.device_id}']")
+        await expect(row.locator(".state")).to_have_text("daring")
+        await page.select_option("#filter-site", "Semarang")
+        await page.select_option("#filter-state", "offline")
+        await expect(row).to_have_count(0)
+        await page.select_option("#filter-state", "")
+        await row.click()
+        await expect(page.locator("#detail-title")).to_contain_text("Pos Pantau Kali Garang")
+        chart = page.locator("figure[data-figure=battery_pct]")
+        await expect(chart.locator(".value")).to_have_text("50 %")
+        await expect(chart.locator("polyline")).to_have_count(1)
+        points = await chart.locator("polyline").get_attribute("points") or ""
+        assert len(points.split()) == 3
+
+        await page.click("#commands button[data-command=ping]")
+        await expect(page.locator("#command-result")).to_have_text("ping: berhasil")
+
+        await device.crash()
+        await expect(row.locator(".state")).to_have_text("luring")
+        alarm = page.locator("#alarms li", has_text=device.device_id)
+        await expect(alarm).to_contain_text("offline")
+        await keep_screenshot(page, "devices", docs=True)
+        await alarm.locator("button.ack").click()
+        await expect(alarm).to_contain_text(f"Diterima oleh {username}")
+        await page.click("[data-lang=en]")
+        await expect(row.locator(".state")).to_have_text("offline")
+        await expect(alarm).to_contain_text(f"Acknowledged by {username}")
+
+
+async def test_the_page_without_a_session_points_to_the_console(
+    device_hub_config: ConfigFactory, new_page: NewPage
+) -> None:
+    async with run_hub(device_hub_config()) as (_, served):
+        page = await new_page()
+        await page.goto(served.url + "/devices")
+        await expect(page.locator("#signed-out")).to_be_visible()
+        await expect(page.locator("#page")).to_be_hidden()

@@ -1,0 +1,88 @@
+"""The units and dispatch panel in headless Chromium: units live with freshness, recommend for
+the selected case, dispatch, and the order's ladder turning acknowledged as the app answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pytest
+from playwright.async_api import expect
+
+from devices.mqtt.unitapp import UnitApp
+from ops.app import Hub
+from ops.users import Role
+from ops.web.app import Served
+from tests.e2e.conftest import NewPage, console_user, keep_screenshot, sign_in
+from tests.fixtures.hub import client_of, log_in
+from tests.integration.units_support import add_unit, new_spot
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.broker]
+
+
+async def create_case(served: Served, username: str, password: str, body: dict[str, Any]) -> Any:
+    async with client_of(served) as client:
+        response = await log_in(client, username, password)
+        assert response.status == 200
+        async with client.post("/api/v1/cases", json={**body, "channel": "api"}) as created:
+            assert created.status == 201, await created.text()
+            return await created.json()
+
+
+async def test_recommend_dispatch_and_watch_the_ladder(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    hub, served = served_hub
+    username, password = await console_user(hub, Role.OPERATOR)
+    spot = new_spot()
+    near = await add_unit(hub, kind="fire", at=spot.near(0.8), skills=("firefighting",))
+    far = await add_unit(hub, kind="fire", at=spot.near(5.0), age_s=7200)
+    page = await new_page()
+    await sign_in(page, served, username, password)
+    panel = page.locator("[data-panel=units]")
+    # Other tests' units share the database: find ours by name, as an operator would.
+    await panel.locator("#unit-search").fill(near)
+    await expect(panel.locator(f".unit-list [data-unit='{near}']")).to_contain_text("siaga")
+    await expect(panel.locator(".unit-list li")).to_have_count(1)
+    await expect(panel.locator(".position-stats")).to_contain_text("Posisi:")
+
+    case = await create_case(
+        served,
+        username,
+        password,
+        {
+            "title": "Kebakaran gudang di Pasar Minggu",
+            "description": "Asap tebal dari gudang.",
+            "category": "fire",
+            "priority": "critical",
+            "lat": spot.lat,
+            "lon": spot.lon,
+        },
+    )
+    host, port = hub.config.mqtt.host_port
+    app = UnitApp(near, host=host, port=port, prefix=hub.config.mqtt.prefix)
+    task = asyncio.create_task(app.run())
+    try:
+        async with asyncio.timeout(10):
+            await app.subscribed.wait()
+        await page.locator(f"#queue [data-case='{case['id']}']").click()
+        await panel.locator("#recommend").click()
+        ranked = panel.locator(".ranked li")
+        await expect(ranked.first).to_have_attribute("data-unit", near)
+        await expect(ranked.first).to_contain_text("0.8 km")
+        await expect(panel.locator(f".ranked li[data-unit='{far}']")).to_contain_text("posisi basi")
+        await panel.locator("textarea[name=message]").fill("Kebakaran gudang, segera ke lokasi")
+        await panel.locator("#dispatch-send").click()
+        order = panel.locator(".orders .order").first
+        await expect(order).to_contain_text(case["number"])
+        step = order.locator(f".ladder[data-unit='{near}'] li[data-channel=mqtt]")
+        await expect(step).to_have_attribute("data-state", "acknowledged")
+        await expect(step).to_contain_text("dikonfirmasi")
+        await expect(panel.locator(f".unit-list [data-unit='{near}']")).to_contain_text("di jalan")
+        await keep_screenshot(page, "dispatch-panel", docs=True)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert len(app.acted) == 1

@@ -1,0 +1,272 @@
+"""The video wall in headless Chromium: pushes from the console, presets, and a hub restart."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+
+from ops.app import Hub
+from ops.core.config import Config
+from ops.users import Role
+from ops.web.app import Served
+from tests.e2e.conftest import (
+    NewPage,
+    console_user,
+    keep_screenshot,
+    run_hub,
+    sign_in,
+)
+from tests.e2e.test_console import CASES, create_case
+from tests.fixtures.hub import ConfigFactory, client_of, log_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.broker]
+
+LAYOUT = {
+    "title": "Dinding utama",
+    "rows": 2,
+    "columns": 3,
+    "tiles": [
+        {"kind": "kpis"},
+        {"kind": "queue"},
+        {"kind": "empty"},
+        {"kind": "devices"},
+        {"kind": "units"},
+    ],
+}
+
+
+def _wall_name() -> str:
+    return f"wall-{secrets.token_hex(3)}"
+
+
+async def _api(
+    served: Served, username: str, password: str, method: str, path: str, *, body: Any = None
+) -> Any:
+    async with client_of(served) as client:
+        assert (await log_in(client, username, password)).status == 200
+        kwargs = {} if body is None else {"json": body}
+        async with client.request(method, path, **kwargs) as response:
+            assert response.status < 300, await response.text()
+            return await response.json()
+
+
+async def _open_wall(
+    new_page: NewPage, served: Served, supervisor: tuple[str, str], wall: str, screen: str
+) -> Page:
+    """Pair a screen as the supervisor would, and open its address on a fresh browser."""
+    paired = await _api(
+        served, *supervisor, "POST", f"/api/v1/walls/{wall}/screens", body={"screen": screen}
+    )
+    page = await new_page(viewport={"width": 1920, "height": 1080})
+    await page.goto(served.url + paired["pair_path"])
+    await expect(page.locator("#wall-link")).to_have_attribute("data-state", "open")
+    # The token left the address bar once it was stored.
+    assert "pair=" not in page.url
+    return page
+
+
+def _tile(page: Page, index: int) -> Any:
+    return page.locator(f"#wall-grid .tile[data-index='{index}']")
+
+
+async def test_push_a_case_and_a_map_view_from_the_console_to_the_wall(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    hub, served = served_hub
+    supervisor = await console_user(hub, Role.SUPERVISOR)
+    operator = await console_user(hub, Role.OPERATOR)
+    wall = _wall_name()
+    await _api(served, *supervisor, "PUT", f"/api/v1/walls/{wall}", body=LAYOUT)
+    created = [await create_case(served, *operator, case) for case in CASES]
+    screen = await _open_wall(new_page, served, supervisor, wall, "tengah")
+    await expect(_tile(screen, 1)).to_contain_text(created[0]["number"])  # the queue tile
+    await expect(_tile(screen, 0)).to_contain_text("Kasus terbuka")
+
+    console = await new_page()
+    await sign_in(console, served, *operator)
+    await console.select_option("#wall-select", wall)  # other tests' walls share the database
+    await expect(console.locator("#wall-select")).to_have_value(wall)
+    # Pick the flood, tile 3 (key 3), send the case (W).
+    await console.locator(f"#queue [data-case='{created[0]['id']}']").click()
+    await console.keyboard.press("3")
+    await expect(console.locator(".tile-choice[data-index='2']")).to_have_attribute(
+        "aria-checked", "true"
+    )
+    await console.keyboard.press("w")
+    await expect(console.locator("#wall-result")).to_contain_text("Petak 3")
+    await expect(_tile(screen, 2)).to_have_attribute("data-kind", "case")
+    await expect(_tile(screen, 2)).to_contain_text(created[0]["title"])
+    await expect(_tile(screen, 2)).to_contain_text("kritis")
+
+    # The map view to tile 6 with the button.
+    await console.locator(".tile-choice[data-index='5']").click()
+    await console.click("#push-map")
+    await expect(_tile(screen, 5)).to_have_attribute("data-kind", "map")
+    await expect(_tile(screen, 5).locator(".leaflet-container")).to_have_count(1)
+    await expect(_tile(screen, 5).locator(".pin-case").first).to_be_attached()
+    # The screen shows in device health as a wall screen device, reported over its socket.
+    await expect(console.locator("#device-panel")).to_contain_text(f"{wall} / tengah")
+    await keep_screenshot(screen, "wall", docs=True)
+    await keep_screenshot(console, "console-wall-control")
+
+
+async def test_save_and_recall_a_preset(served_hub: tuple[Hub, Served], new_page: NewPage) -> None:
+    hub, served = served_hub
+    supervisor = await console_user(hub, Role.SUPERVISOR)
+    wall = _wall_name()
+    await _api(served, *supervisor, "PUT", f"/api/v1/walls/{wall}", body=LAYOUT)
+    screen = await _open_wall(new_page, served, supervisor, wall, "kiri")
+    console = await new_page()
+    await sign_in(console, served, *supervisor)
+    await console.select_option("#wall-select", wall)  # other tests' walls share the database
+    await expect(console.locator("#wall-select")).to_have_value(wall)
+
+    await console.fill("#preset-name", "pagi")
+    await console.click("#preset-save")
+    await expect(console.locator("#wall-result")).to_contain_text("pagi")
+    await expect(console.locator("#preset-select option")).to_have_text(["pagi"])
+
+    await console.locator(".tile-choice[data-index='0']").click()
+    await console.click("#push-map")
+    await expect(_tile(screen, 0)).to_have_attribute("data-kind", "map")
+
+    await console.select_option("#preset-select", "pagi")
+    await console.click("#preset-recall")
+    await expect(console.locator("#wall-result")).to_contain_text("pagi")
+    await expect(_tile(screen, 0)).to_have_attribute("data-kind", "kpis")
+    await expect(_tile(screen, 0)).to_contain_text("Kasus terbuka")
+
+
+async def test_a_wall_screen_reconnects_after_the_hub_restarts(
+    make_hub_config: ConfigFactory, new_page: NewPage
+) -> None:
+    config: Config = make_hub_config()
+    async with run_hub(config) as (hub, served):
+        port = served.port
+        supervisor = await console_user(hub, Role.SUPERVISOR)
+        wall = _wall_name()
+        await _api(served, *supervisor, "PUT", f"/api/v1/walls/{wall}", body=LAYOUT)
+        screen = await _open_wall(new_page, served, supervisor, wall, "kanan")
+        await expect(_tile(screen, 3)).to_have_attribute("data-kind", "devices")
+
+    # The hub is gone: the screen says so, in words and shape, not only colour.
+    await expect(screen.locator("#wall-link")).not_to_have_attribute("data-state", "open")
+    await expect(screen.locator("#wall-link-text")).to_contain_text(
+        re.compile("TERPUTUS|MENYAMBUNG")
+    )
+    await keep_screenshot(screen, "wall-lost-hub")
+
+    # The same hub (same data, same port) comes back; the screen reconnects by itself.
+    async with run_hub(config, port=port) as (_, served_again):
+        await expect(screen.locator("#wall-link")).to_have_attribute(
+            "data-state", "open", timeout=30_000
+        )
+        await _api(
+            served_again,
+            *supervisor,
+            "PUT",
+            f"/api/v1/walls/{wall}/tiles/2",
+            body={"kind": "alerts", "title": "Peringatan BMKG"},
+        )
+        await expect(_tile(screen, 2)).to_contain_text("Peringatan BMKG")
+
+
+async def test_the_follow_tile_shows_the_camera_nearest_the_newest_urgent_case(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    hub, served = served_hub
+    supervisor = await console_user(hub, Role.SUPERVISOR)
+    operator = await console_user(hub, Role.OPERATOR)
+    wall = _wall_name()
+    tag = secrets.token_hex(3)
+    # Two cameras of the device registry; a hub path stands in for their snapshot relay.
+    cameras = {
+        "north": (-6.1200, 106.8000),
+        "south": (-6.3500, 106.8300),
+    }
+    for place, (lat, lon) in cameras.items():
+        await _api(
+            served,
+            *supervisor,
+            "POST",
+            "/api/v1/devices",
+            body={
+                "id": f"cam-{place}-{tag}",
+                "kind": "camera",
+                "name": f"CCTV {place} {tag}",
+                "lat": lat,
+                "lon": lon,
+                "attributes": {"snapshot_url": "/static/vendor/leaflet/images/layers-2x.png"},
+            },
+        )
+    layout = {"rows": 1, "columns": 2, "tiles": [{"kind": "follow"}, {"kind": "kpis"}]}
+    await _api(served, *supervisor, "PUT", f"/api/v1/walls/{wall}", body=layout)
+    screen = await _open_wall(new_page, served, supervisor, wall, "ikuti")
+
+    near_north = {**CASES[0], "lat": -6.1350, "lon": 106.8000, "title": f"Kebakaran {tag}"}
+    created = await create_case(served, *operator, near_north)
+    follow = _tile(screen, 0)
+    await expect(follow).to_contain_text(f"CCTV north {tag}")
+    await expect(follow).to_contain_text(created["number"])
+    image = follow.locator("img.camera")
+    await expect(image).to_have_attribute("src", re.compile(r"layers-2x\.png\?t="))
+    await screen.wait_for_function(  # the snapshot really loaded
+        "() => [...document.querySelectorAll(\"[data-index='0'] img.camera\")]"
+        ".some((img) => img.complete && img.naturalWidth > 0)"
+    )
+
+    # A newer urgent case elsewhere pulls the camera nearest to it.
+    near_south = {**CASES[0], "lat": -6.3490, "lon": 106.8290, "title": f"Longsor {tag}"}
+    await create_case(served, *operator, near_south)
+    await expect(follow).to_contain_text(f"CCTV south {tag}")
+
+    # An operator picks a camera on the console's map and sends it to the other tile.
+    console = await new_page()
+    await sign_in(console, served, *operator)
+    await console.select_option("#wall-select", wall)
+    await console.locator(".tile-choice[data-index='1']").click()
+    await console.locator(f"#queue [data-case='{created['id']}']").click()  # the map goes there
+    await console.locator(".pin-camera", has_text=f"CCTV north {tag}").click()
+    await console.click("#push-camera")
+    await expect(_tile(screen, 1)).to_have_attribute("data-kind", "camera")
+    await expect(_tile(screen, 1)).to_contain_text(f"CCTV north {tag}")
+    await screen.wait_for_function(
+        "() => [...document.querySelectorAll(\"[data-index='1'] img.camera\")]"
+        ".some((img) => img.complete && img.naturalWidth > 0)"
+    )
+
+
+async def test_a_paired_screen_signs_in_again_by_itself_when_its_session_ends(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    hub, served = served_hub
+    supervisor = await console_user(hub, Role.SUPERVISOR)
+    wall = _wall_name()
+    await _api(served, *supervisor, "PUT", f"/api/v1/walls/{wall}", body=LAYOUT)
+    screen = await _open_wall(new_page, served, supervisor, wall, "lobi")
+    account = f"wall:{wall}:lobi"
+    async with hub.pool.acquire() as conn:
+        ended = await conn.execute(
+            "UPDATE sessions SET expires_at = now() + interval '1 second' "
+            "WHERE user_id = (SELECT id FROM users WHERE username = $1)",
+            account,
+        )
+    assert ended == "UPDATE 1"
+    # The socket reconnects at once with the old cookie; the hub ends it when the session
+    # expires (1008), and the page pairs again with its stored token.
+    await screen.reload()  # the socket's deadline is set when it opens
+    await expect(screen.locator("#wall-link")).to_have_attribute("data-state", "open")
+    await screen.wait_for_timeout(1500)
+    await expect(screen.locator("#wall-link")).to_have_attribute("data-state", "open")
+    async with hub.pool.acquire() as conn:
+        live_sessions = await conn.fetchval(
+            "SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id "
+            "WHERE u.username = $1 AND s.expires_at > now() + interval '1 day'",
+            account,
+        )
+    assert live_sessions == 1
+    await expect(_tile(screen, 1)).to_have_attribute("data-kind", "queue")

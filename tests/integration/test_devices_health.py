@@ -1,0 +1,311 @@
+"""Device health against the real broker and database: will, silence, blips, alarms, history."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from db import alarms as alarm_rows
+from db import devices as device_rows
+from db import health_samples
+from devices.mqtt.simulator import SimulatedDevice
+from ops.app import Hub
+from ops.core.events import (
+    ALARM_RAISED,
+    DEVICE_REPORTED,
+    AlarmRaised,
+    DeviceReported,
+    Severity,
+)
+from ops.devicehealth import service_of
+from ops.devicehealth.events import DEVICE_ALARM, DEVICE_HEALTH
+from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, unique_name
+
+pytestmark = [pytest.mark.postgres, pytest.mark.broker]
+
+WAIT = 15.0
+
+
+@contextlib.asynccontextmanager
+async def devices_hub(device_hub_config: ConfigFactory, **devices: Any) -> AsyncIterator[Hub]:
+    config = device_hub_config(devices={"hysteresis": 0.3, "offline_after": 30.0, **devices})
+    async with Hub(config, restart_policy=TEST_RESTART_POLICY) as hub:
+        async with asyncio.timeout(WAIT):
+            while not service_of(hub).devicebus.link.connected:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        yield hub
+
+
+async def until(condition: Callable[[], bool], within: float = WAIT) -> None:
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+def state(hub: Hub, device_id: str) -> str | None:
+    entry = service_of(hub).service.devices.get(device_id)
+    return None if entry is None else entry.health.state.value
+
+
+def simulated(hub: Hub, device_id: str | None = None, **kwargs: Any) -> SimulatedDevice:
+    host, port = hub.config.mqtt.host_port
+    return SimulatedDevice(
+        host, port, hub.config.mqtt.prefix, device_id or unique_name("dev"), **kwargs
+    )
+
+
+async def test_a_last_will_marks_the_device_offline_and_raises_an_alarm(
+    device_hub_config: ConfigFactory,
+) -> None:
+    async with devices_hub(device_hub_config) as hub:
+        device = simulated(hub, kind="camera", interval=None)
+        alarms = hub.bus.subscribe(DEVICE_ALARM, name="test-alarms")
+        await device.start()
+        await until(lambda: state(hub, device.device_id) == "online")
+        await device.crash()
+        await until(lambda: state(hub, device.device_id) == "offline")
+        entry = service_of(hub).service.entry(device.device_id)
+        assert entry.kind == "camera"  # from its retained config announcement
+        assert entry.health.reason == "reported offline"
+        async with asyncio.timeout(WAIT):
+            raised = (await alarms.get()).payload
+        assert (raised.device_id, raised.code, raised.action) == (
+            device.device_id,
+            "offline",
+            "raised",
+        )
+        alarms.close()
+
+
+async def test_silence_marks_a_telemetry_only_device_offline(
+    device_hub_config: ConfigFactory,
+) -> None:
+    async with devices_hub(device_hub_config, offline_after=1.0) as hub:
+        host, port = hub.config.mqtt.host_port
+        device_id = unique_name("quiet")
+        topic = f"{hub.config.mqtt.prefix}/devices/{device_id}/telemetry"
+        async with aiomqtt.Client(host, port) as client:
+            await client.publish(topic, json.dumps({"ts": 1.0, "battery_pct": 77}), qos=1)
+        await until(lambda: state(hub, device_id) == "online")
+        started = asyncio.get_running_loop().time()
+        await until(lambda: state(hub, device_id) == "offline")
+        assert asyncio.get_running_loop().time() - started >= 0.9
+        assert "silent" in service_of(hub).service.entry(device_id).health.reason
+
+
+async def test_a_blip_shorter_than_the_hysteresis_does_not_flap(
+    device_hub_config: ConfigFactory,
+) -> None:
+    async with devices_hub(device_hub_config, hysteresis=3.0) as hub:
+        device = simulated(hub, interval=None)
+        await device.start()
+        await until(lambda: state(hub, device.device_id) == "online")
+        changes = hub.bus.subscribe(DEVICE_HEALTH, name="test-health", replay_state=False)
+        await device.publish_raw("status", b"offline", retain=True)
+        await until(
+            lambda: service_of(hub).service.entry(device.device_id).health.pending is not None
+        )
+        await device.publish_raw("status", b"online", retain=True)
+        await asyncio.sleep(3.5)
+        assert state(hub, device.device_id) == "online"
+        assert changes.get_nowait() is None
+        changes.close()
+        await device.stop()
+
+
+async def test_alarms_raise_escalate_acknowledge_and_clear(
+    device_hub_config: ConfigFactory,
+) -> None:
+    async with devices_hub(device_hub_config, escalate_after=0.5) as hub:
+        parts = service_of(hub)
+        device = simulated(hub, interval=None)
+        await device.start()
+        await until(lambda: state(hub, device.device_id) == "online")
+        events = hub.bus.subscribe(DEVICE_ALARM, name="test-alarms")
+        await device.crash()
+
+        async def next_action(action: str) -> Any:
+            async with asyncio.timeout(WAIT):
+                while True:
+                    change = (await events.get()).payload
+                    if change.device_id == device.device_id and change.action == action:
+                        return change
+
+        raised = await next_action("raised")
+        escalated = await next_action("escalated")
+        assert escalated.id == raised.id
+        assert escalated.escalated_to == "supervisor"
+        acked = await parts.service.acknowledge(raised.id, "teknisi-budi")
+        assert acked is not None
+        assert acked.acknowledged_by == "teknisi-budi"
+        assert (await next_action("acknowledged")).status == "acknowledged"
+        # A second acknowledgement keeps the first one's name.
+        again = await parts.service.acknowledge(raised.id, "someone-else")
+        assert again is not None
+        assert again.acknowledged_by == "teknisi-budi"
+
+        revived = simulated(hub, device.device_id, interval=None)
+        await revived.start()
+        cleared = await next_action("cleared")
+        assert cleared.id == raised.id
+        async with hub.pool.acquire() as conn:
+            row = await alarm_rows.get_alarm(conn, raised.id)
+            assert row is not None
+            assert row.status == "cleared"
+            assert row.escalated_at is not None
+            history = await device_rows.recent_events(conn, device.device_id)
+        kinds = [event.kind for event in reversed(history)]
+        for expected in ("alarm.raised", "alarm.escalated", "alarm.acknowledged", "alarm.cleared"):
+            assert expected in kinds
+        events.close()
+        await revived.stop()
+
+
+async def test_the_hubs_own_alarms_and_adapters_are_devices(
+    device_hub_config: ConfigFactory,
+) -> None:
+    async with devices_hub(device_hub_config) as hub:
+        await until(lambda: state(hub, "adapter:mqtt") == "online")
+        assert state(hub, f"hub:{hub.config.hub.id}") == "online"
+        hub.bus.publish(
+            ALARM_RAISED,
+            AlarmRaised(
+                source="adapter:radio-1",
+                code="restart_storm",
+                message="6 restarts",
+                severity=Severity.CRITICAL,
+            ),
+            source="test",
+        )
+        parts = service_of(hub)
+
+        async def stored() -> list[alarm_rows.AlarmRow]:
+            async with hub.pool.acquire() as conn:
+                return await alarm_rows.list_alarms(conn, device_id="adapter:radio-1")
+
+        async with asyncio.timeout(WAIT):
+            while not (rows := await stored()):  # noqa: ASYNC110 - polling the database
+                await asyncio.sleep(0.05)
+        assert (rows[0].code, rows[0].severity, rows[0].status) == (
+            "restart_storm",
+            "critical",
+            "open",
+        )
+        cleared = await parts.service.clear(rows[0].id, "teknisi")
+        assert cleared is not None
+        assert cleared.cleared_by == "teknisi"
+
+
+async def test_threshold_breach_degrades_and_clears(device_hub_config: ConfigFactory) -> None:
+    async with devices_hub(device_hub_config) as hub:
+        device = simulated(
+            hub, kind="satellite_terminal", interval=None, figures={"signal_bars": 4}
+        )
+        await device.start()
+        await device.send_telemetry()
+        await until(lambda: state(hub, device.device_id) == "online")
+        alarms = hub.bus.subscribe(DEVICE_ALARM, name="test-alarms")
+        await device.send_telemetry({"signal_bars": 1})
+        await until(lambda: state(hub, device.device_id) == "degraded")
+        assert service_of(hub).service.entry(device.device_id).health.reason == "signal_bars 1 < 2"
+        await device.send_telemetry({"signal_bars": 3})
+        await until(lambda: state(hub, device.device_id) == "online")
+        seen: list[tuple[str, str]] = []
+        async with asyncio.timeout(WAIT):
+            while ("threshold:signal_bars", "cleared") not in seen:
+                change = (await alarms.get()).payload
+                seen.append((change.code, change.action))
+        assert seen == [("threshold:signal_bars", "raised"), ("threshold:signal_bars", "cleared")]
+        alarms.close()
+        await device.stop()
+
+
+async def test_history_returns_what_was_written(device_hub_config: ConfigFactory) -> None:
+    async with devices_hub(device_hub_config, sample_every=0.0) as hub:
+        parts = service_of(hub)
+        device = simulated(hub, interval=None)
+        await device.start()
+        start = dt.datetime.now(dt.UTC)
+        for level in (90, 80, 70):
+            await device.send_telemetry({"battery_pct": level, "rssi_dbm": -60})
+        await until(lambda: parts.history.written + parts.history.pending() >= 3)
+        while parts.history.pending():
+            await parts.history.flush_now()
+        async with hub.pool.acquire() as conn:
+            samples = await health_samples.query(
+                conn,
+                device.device_id,
+                since=start - dt.timedelta(seconds=1),
+                until=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1),
+            )
+        assert [s.figures["battery_pct"] for s in samples] == [90, 80, 70]
+        assert all(s.state in {"online", "unknown"} for s in samples)
+        await device.stop()
+
+
+async def test_history_older_than_the_retention_is_pruned(device_hub_config: ConfigFactory) -> None:
+    async with devices_hub(device_hub_config, history_days=7.0) as hub:
+        parts = service_of(hub)
+        device_id = unique_name("old")
+        now = dt.datetime.now(dt.UTC)
+        async with hub.pool.acquire() as conn:
+            await health_samples.copy_samples(
+                conn,
+                [
+                    health_samples.Sample(
+                        device_id, now - dt.timedelta(days=8), "online", {"x": 1}
+                    ),
+                    health_samples.Sample(
+                        device_id, now - dt.timedelta(days=6), "online", {"x": 2}
+                    ),
+                ],
+            )
+        await parts.history.prune()  # the hourly prune may also have run since the hub started
+        async with hub.pool.acquire() as conn:
+            kept = await health_samples.query(
+                conn, device_id, since=now - dt.timedelta(days=30), until=now
+            )
+        assert [s.figures for s in kept] == [{"x": 2}]
+
+
+async def test_any_adapter_reports_devices_through_the_shared_event(
+    device_hub_config: ConfigFactory,
+) -> None:
+    async with devices_hub(device_hub_config) as hub:
+        screen = unique_name("screen")
+        report = DeviceReported(screen, "wall_screen", {"clients": 1}, online=True, name="Wall A")
+        hub.bus.publish(DEVICE_REPORTED, report, source="videowall", key=screen)
+        await until(lambda: state(hub, screen) == "online")
+        closed = DeviceReported(screen, "wall_screen", online=False)
+        hub.bus.publish(DEVICE_REPORTED, closed, source="videowall", key=screen)
+        await until(lambda: state(hub, screen) == "offline")
+        await service_of(hub).service.wait_idle()
+        async with hub.pool.acquire() as conn:
+            row = await device_rows.get_device(conn, screen)
+        assert row is not None
+        assert (row.kind, row.name, row.adapter, row.state) == (
+            "wall_screen",
+            "Wall A",
+            "videowall",
+            "offline",
+        )
+
+
+async def test_a_restarted_hub_resumes_the_registry(device_hub_config: ConfigFactory) -> None:
+    config = device_hub_config(devices={"hysteresis": 0.3})
+    async with Hub(config, restart_policy=TEST_RESTART_POLICY) as hub:
+        device = simulated(hub, kind="camera", interval=None)
+        await device.start()
+        await until(lambda: state(hub, device.device_id) == "online")
+        await device.stop()
+        await until(lambda: state(hub, device.device_id) == "offline")
+    async with Hub(config, restart_policy=TEST_RESTART_POLICY) as again:
+        entry = service_of(again).service.entry(device.device_id)
+        assert (entry.kind, entry.health.state.value) == ("camera", "offline")

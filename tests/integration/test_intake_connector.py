@@ -1,0 +1,230 @@
+"""The external complaint-system connector against a local HTTP server standing in for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from ops.app import Hub
+from ops.cases import service
+from ops.core.events import ADAPTER_STATUS, AdapterState
+from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.broker]
+
+WAIT = 10.0
+NAME = "intake.connector"
+
+
+@dataclass
+class FakeLapor:
+    """The external system: serves records, remembers the statuses pushed back."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    answer: Callable[[], web.StreamResponse] | None = None
+    delay: float = 0.0
+    pushed: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    polls: int = 0
+    tokens: list[str | None] = field(default_factory=list)
+
+    async def get_records(self, request: web.Request) -> web.StreamResponse:
+        self.polls += 1
+        self.tokens.append(request.headers.get("Authorization"))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.answer is not None:
+            return self.answer()
+        return web.json_response({"records": self.records})
+
+    async def post_status(self, request: web.Request) -> web.Response:
+        self.pushed.append((request.match_info["id"], await request.json()))
+        return web.json_response({"ok": True})
+
+
+@contextlib.asynccontextmanager
+async def serve_lapor(fake: FakeLapor) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/api/records", fake.get_records)
+    app.router.add_post("/api/records/{id}/status", fake.post_status)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}/api"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def connector_hub(
+    make_hub_config: ConfigFactory, fake: FakeLapor, **intake: Any
+) -> AsyncIterator[Hub]:
+    async with serve_lapor(fake) as url:
+        source = f"lapor{secrets.token_hex(3)}"
+        config = make_hub_config(
+            intake={
+                "connector_url": url,
+                "connector_source": source,
+                "connector_interval": 0.1,
+                "connector_timeout": 1.0,
+                **intake,
+            }
+        )
+        async with Hub(config, restart_policy=TEST_RESTART_POLICY) as hub:
+            yield hub
+
+
+async def _until(check: Callable[[], Any]) -> None:
+    async with asyncio.timeout(WAIT):
+        while not await check():  # noqa: ASYNC110 - polling a peer's state is the point
+            await asyncio.sleep(0.05)
+
+
+async def _cases(hub: Hub, source: str | None = None) -> list[dict[str, Any]]:
+    source = source or hub.config.intake.connector_source
+    async with hub.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT * FROM cases WHERE external_source = $1 ORDER BY external_id", source
+        )
+    return [dict(row) for row in rows]
+
+
+def _record(record_id: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": record_id,
+        "title": f"Aduan {record_id}",
+        "description": "Bantuan sosial belum diterima",
+        "category": "social_aid",
+        "lat": -6.9,
+        "lon": 107.6,
+        "region": "Kota Bandung",
+        "reporter_name": "Pak Ahmad",
+        "reporter_contact": f"ahmad-{record_id}@example.org",
+        "channel_info": {"ignored": True},
+        **fields,
+    }
+
+
+async def test_records_become_cases_once_and_statuses_go_back(
+    make_hub_config: ConfigFactory,
+) -> None:
+    fake = FakeLapor(records=[_record("A-1"), _record("A-2", category="unheard_of", id=77)])
+    async with connector_hub(make_hub_config, fake) as hub:
+        await _until(lambda: _pushed(fake, 2))
+        polls = fake.polls
+        await _until(lambda: _polled(fake, polls + 3))  # re-reading changes nothing
+        cases = await _cases(hub)
+        assert [c["external_id"] for c in cases] == ["77", "A-1"]
+        by_id = {c["external_id"]: c for c in cases}
+        assert by_id["A-1"]["category"] == "social_aid"
+        assert by_id["A-1"]["agency"] == "dinsos"
+        assert by_id["A-1"]["channel"] == "external"
+        assert by_id["A-1"]["reporter_contact"] == "ahmad-A-1@example.org"
+        assert by_id["77"]["category"] == "other"
+        assert "[external category: unheard_of]" in by_id["77"]["description"]
+        assert sorted(fake.pushed) == [
+            ("77", {"status": "new", "case_number": by_id["77"]["number"]}),
+            ("A-1", {"status": "new", "case_number": by_id["A-1"]["number"]}),
+        ]
+        await service.transition(
+            hub.pool, hub.bus, by_id["A-1"]["id"], to="assigned", actor="test", agency="dinsos"
+        )
+        await _until(lambda: _pushed(fake, 3))
+        assert fake.pushed[-1] == (
+            "A-1",
+            {"status": "assigned", "case_number": by_id["A-1"]["number"]},
+        )
+        assert fake.tokens[0] is None
+
+
+async def _pushed(fake: FakeLapor, count: int) -> bool:
+    return len(fake.pushed) >= count
+
+
+async def _polled(fake: FakeLapor, count: int) -> bool:
+    return fake.polls >= count
+
+
+async def test_a_bad_record_is_skipped_and_the_rest_go_in(make_hub_config: ConfigFactory) -> None:
+    fake = FakeLapor(
+        records=[
+            _record("B-1", lat=123.0),
+            {"title": "no id"},
+            _record("B-2", priority="whenever"),
+            _record("B-3", description="", title=""),
+            "not an object",
+            _record("B-4"),
+        ]
+    )
+    async with connector_hub(make_hub_config, fake) as hub:
+        await _until(lambda: _pushed(fake, 1))
+        polls = fake.polls
+        await _until(lambda: _polled(fake, polls + 2))
+        assert [c["external_id"] for c in await _cases(hub)] == ["B-4"]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda: web.Response(text="<html>maintenance</html>", content_type="text/html"),
+        lambda: web.json_response({"data": "not records"}),
+        lambda: web.Response(status=503, text="busy"),
+        lambda: web.Response(body=b'{"records": [', content_type="application/json"),
+    ],
+)
+async def test_a_broken_response_backs_off_writes_nothing_and_recovers(
+    make_hub_config: ConfigFactory, broken: Callable[[], web.StreamResponse]
+) -> None:
+    fake = FakeLapor(records=[_record("C-1")], answer=broken)
+    async with connector_hub(make_hub_config, fake) as hub:
+        statuses = hub.bus.subscribe(ADAPTER_STATUS, name="test-connector")
+        async with statuses:
+            async with asyncio.timeout(WAIT):
+                while True:
+                    envelope = await statuses.get()
+                    if (
+                        envelope.payload.name == NAME
+                        and envelope.payload.state is AdapterState.BACKOFF
+                    ):
+                        break
+            assert "C-1" not in [c["external_id"] for c in await _cases(hub)]
+            fake.answer = None  # the system comes back
+            await _until(lambda: _has_cases(hub, 1))
+        await _until(lambda: _state(hub, AdapterState.RUNNING))
+
+
+async def _has_cases(hub: Hub, count: int) -> bool:
+    return len(await _cases(hub)) >= count
+
+
+async def test_a_slow_system_times_out_and_recovers(make_hub_config: ConfigFactory) -> None:
+    fake = FakeLapor(records=[_record("D-1")], delay=3.0)
+    async with connector_hub(make_hub_config, fake, connector_timeout=0.3) as hub:
+        await _until(lambda: _polled(fake, 2))  # the first wait timed out, and it tried again
+        assert await _cases(hub) == []
+        fake.delay = 0.0
+        await _until(lambda: _has_cases(hub, 1))
+
+
+async def test_refused_credentials_stop_the_connector(make_hub_config: ConfigFactory) -> None:
+    fake = FakeLapor(answer=lambda: web.Response(status=401, text="who are you"))
+    async with connector_hub(make_hub_config, fake, connector_token="s3cret-token") as hub:
+        await _until(lambda: _state(hub, AdapterState.FAILED))
+        assert fake.tokens[0] == "Bearer s3cret-token"
+        polls = fake.polls
+        await asyncio.sleep(0.4)
+        assert fake.polls == polls  # stopped, not hammering
+
+
+async def _state(hub: Hub, state: AdapterState) -> bool:
+    status = hub.supervisor.status.get(NAME)
+    return status is not None and status.state is state

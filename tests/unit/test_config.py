@@ -1,0 +1,85 @@
+"""Config: TOML plus environment overrides; every error names its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ops.core.config import load_config
+from ops.core.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "posko.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_match_the_design_contract(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, ""), {})
+    assert (cfg.web.host, cfg.web.port) == ("127.0.0.1", 8080)
+    assert cfg.database.url is None
+    assert cfg.mqtt.url is None
+    assert cfg.mqtt.embedded_port == 1883
+    assert cfg.mqtt.host_port == ("127.0.0.1", 1883)
+    assert cfg.hub.data_dir == Path("var")
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[web]\nport = 8081\n[mqtt]\nurl = "mqtt://broker.local:1884"\n')
+    cfg = load_config(path, {"POSKO_WEB__PORT": "9000", "POSKO_MQTT__EMBEDDED_PORT": "11883"})
+    assert cfg.web.port == 9000
+    assert cfg.mqtt.embedded_port == 11883
+    assert cfg.mqtt.host_port == ("broker.local", 1884)
+
+
+def test_unrelated_environment_is_ignored(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, ""), {"POSKO_PASSWORD": "x", "HOME": "/root"})
+    assert cfg.web.port == 8080
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "names"),
+    [
+        ("[web]\nport = 'eighty'\n", {}, "web.port"),
+        ("[web]\nport = 70000\n", {}, "web.port"),
+        ("[web]\nprot = 80\n", {}, "web.prot: unknown key"),
+        ("[webb]\nport = 80\n", {}, "webb: unknown key"),
+        ("", {"POSKO_WEB__PORT": "abc"}, "POSKO_WEB__PORT"),
+        ("", {"POSKO_NOPE__X": "1"}, "POSKO_NOPE__X"),
+        ("", {"POSKO_HUB__LOG_LEVEL": "LOUD"}, "hub.log_level"),
+        ("[mqtt]\nurl = 'http://x'\n", {}, "mqtt.url"),
+        ("[database]\nurl = 'mysql://x/y'\n", {}, "database.url"),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, text: str, env: dict[str, str], names: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), env)
+    assert names in str(info.value)
+
+
+def test_secrets_are_refused_in_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="POSKO_DATABASE__PASSWORD"):
+        load_config(write(tmp_path, "[database]\npassword = 'hunter2'\n"), {})
+
+
+def test_password_in_url_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "[database]\nurl = 'postgresql://u:s3cret@h/db'\n"), {})
+    assert "database.url" in str(info.value)
+    assert "s3cret" not in str(info.value)
+
+
+def test_secrets_from_environment_are_accepted_and_hidden(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, ""), {"POSKO_DATABASE__PASSWORD": "s3cret"})
+    assert cfg.database.password is not None
+    assert cfg.database.password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(cfg)
+
+
+def test_bad_toml_and_missing_file_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[web\n"), {})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.toml", {})

@@ -1,0 +1,1 @@
+"""Wall layouts, tiles and the wall pages."""
