@@ -133,6 +133,9 @@ async def test_the_case_panel_takes_a_call_and_works_the_case(
     # A second call from the same spot is flagged; linking it shows under the first. A live
     # change of the case on screen while the call is typed does not wipe the form.
     form = await open_form(panel, "Asap dari rumah di Jl. Kenari", "-6.1901", "106.8401")
+    description = form.locator("[name=description]")
+    await description.click()
+    await description.press("End")
     case_id = await panel.locator(".case-detail").get_attribute("data-case")
     async with client_of(served) as other:
         await log_in(other, username, password)
@@ -140,7 +143,10 @@ async def test_the_case_panel_takes_a_call_and_works_the_case(
         async with other.post(f"/api/v1/cases/{case_id}/notes", json=note) as response:
             assert response.status == 201
     await expect(panel.locator(".cases-notes")).to_contain_text("Dari konsol lain")
-    await expect(form.locator("[name=description]")).to_have_value("Asap dari rumah di Jl. Kenari")
+    # ... nor takes the focus away: the operator's next keystrokes land where they were typing.
+    await expect(description).to_be_focused()
+    await page.keyboard.type(", tetangga")
+    await expect(description).to_have_value("Asap dari rumah di Jl. Kenari, tetangga")
     await form.locator("button[type=submit]").click()
     await expect(panel.locator(".case-detail .note")).to_be_visible()
     await panel.locator("[data-action=link-suggested]").click()

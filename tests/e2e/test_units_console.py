@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
+import aiomqtt
 import pytest
 from playwright.async_api import expect
 
@@ -15,7 +19,7 @@ from ops.app import Hub
 from ops.users import Role
 from ops.web.app import Served
 from tests.e2e.conftest import NewPage, console_user, keep_screenshot, sign_in
-from tests.fixtures.hub import client_of, log_in
+from tests.fixtures.hub import client_of, log_in, unique_name
 from tests.integration.units_support import add_unit, new_spot
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.broker]
@@ -86,3 +90,83 @@ async def test_recommend_dispatch_and_watch_the_ladder(
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert len(app.acted) == 1
+
+
+async def test_typing_in_the_units_panel_survives_live_updates(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    """A unit moving while the operator types must not steal the focus, the keystrokes, the
+    message being written or the units ticked."""
+    hub, served = served_hub
+    username, password = await console_user(hub, Role.OPERATOR)
+    spot = new_spot()
+    wanted = await add_unit(hub, kind="medic", at=spot.near(0.5), skills=("first_aid",))
+    other = await add_unit(hub, kind="medic", at=spot.near(1.0), skills=("first_aid",))
+    page = await new_page()
+    await sign_in(page, served, username, password)
+    panel = page.locator("[data-panel=units]")
+    await expect(panel.locator(f".unit-list [data-unit='{other}']")).to_be_visible()
+    case = await create_case(
+        served,
+        username,
+        password,
+        {
+            "title": "Warga pingsan di halte",
+            "description": "Butuh pertolongan pertama.",
+            "category": "medical",
+            "priority": "high",
+            "lat": spot.lat,
+            "lon": spot.lon,
+        },
+    )
+
+    host, port = hub.config.mqtt.host_port
+    topic = hub.mqtt.topic("units", other, "position")
+
+    @contextlib.asynccontextmanager
+    async def moving() -> AsyncIterator[list[int]]:
+        """``other`` reports a new fix every 20 ms meanwhile; yields [fixes sent]."""
+        stop = asyncio.Event()
+        sent = [0]
+
+        async def keep_moving() -> None:
+            async with aiomqtt.Client(host, port, identifier=unique_name("tracker")) as client:
+                while not stop.is_set():
+                    lat, lon = spot.near(1.0 + sent[0] / 10000)
+                    fix = {"lat": lat, "lon": lon, "ts": time.time()}
+                    await client.publish(topic, json.dumps(fix).encode(), qos=1)
+                    sent[0] += 1
+                    await asyncio.sleep(0.02)
+
+        mover = asyncio.create_task(keep_moving())
+        try:
+            yield sent
+        finally:
+            stop.set()
+            await mover
+
+    search = panel.locator("#unit-search")
+    async with moving() as sent:
+        await search.click()
+        await search.press_sequentially(wanted, delay=40)
+    assert sent[0] > 10, "the unit must have moved while the operator typed"
+    await expect(search).to_have_value(wanted)
+    await expect(search).to_be_focused()
+    await expect(panel.locator(".unit-list li")).to_have_count(1)
+    await expect(panel.locator(f".unit-list [data-unit='{wanted}']")).to_be_visible()
+
+    await page.locator(f"#queue [data-case='{case['id']}']").click()
+    await panel.locator("#recommend").click()
+    await expect(panel.locator(f".ranked li[data-unit='{other}']")).to_be_visible()
+    message = panel.locator("textarea[name=message]")
+    words = "dua orang, bawa tandu"
+    async with moving() as sent:
+        await panel.locator(f".ranked input[value='{other}']").check()
+        await message.click()
+        await message.press("End")
+        await message.press_sequentially(words, delay=40)
+    assert sent[0] > 10
+    await expect(message).to_have_value(f"{case['number']}: {words}")
+    await expect(message).to_be_focused()
+    await expect(panel.locator(f".ranked input[value='{other}']")).to_be_checked()
+    await expect(panel.locator(f".ranked input[value='{wanted}']")).to_be_checked()

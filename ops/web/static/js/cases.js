@@ -2,7 +2,7 @@
 // transitions, duplicate links and the supervisor's agency override. Mounted by the console
 // into [data-panel="cases"]; the queue beside it selects the case.
 
-import { el, priorityBadge } from "./ui.js";
+import { el, keepingFocus, priorityBadge } from "./ui.js";
 
 const STRINGS = {
   id: {
@@ -233,12 +233,18 @@ class CasePanel {
     }
     if (this.detail) parts.push(this.caseView(this.detail));
     else if (!this.formOpen) parts.push(el("p", { className: "muted" }, t("case.none")));
-    this.region.replaceChildren(...parts);
-    if (this.detail && String(this.detail.id) === shown) {
-      for (const input of this.region.querySelectorAll(".case-detail [name]")) {
-        if (input.name in drafts && input.tagName !== "SELECT") input.value = drafts[input.name];
-      }
-    }
+    const sameCase = Boolean(this.detail) && String(this.detail.id) === shown;
+    keepingFocus(
+      this.region,
+      () => {
+        this.region.replaceChildren(...parts);
+        if (!sameCase) return;
+        for (const input of this.region.querySelectorAll(".case-detail [name]")) {
+          if (input.name in drafts && input.tagName !== "SELECT") input.value = drafts[input.name];
+        }
+      },
+      { byKey: sameCase },
+    );
   }
 
   callTakerForm() {

@@ -62,3 +62,37 @@ export function throttled(fn) {
     });
   };
 }
+
+/**
+ * Redraw part of the page and hand the focus (and caret) back to the field that had it.
+ *
+ * Replacing or re-parenting a focused element blurs it, and the operator's next keystrokes go
+ * nowhere; a live update must never do that. The field is found again as the same node (a form
+ * kept across renders) or, unless ``byKey`` is false (the redraw shows something else now), by
+ * its id, or its name (and value, for a checkbox) inside ``root``.
+ */
+export function keepingFocus(root, redraw, { byKey = true } = {}) {
+  const active = document.activeElement;
+  const inside = active && active !== document.body && root.contains(active);
+  const key = inside ? focusKey(active) : null;
+  const caret = inside && typeof active.selectionStart === "number" ? [active.selectionStart, active.selectionEnd] : null;
+  redraw();
+  if (!inside || document.activeElement === active) return;
+  const target = active.isConnected ? active : byKey && key ? root.querySelector(key) : null;
+  if (!target) return;
+  target.focus({ preventScroll: true });
+  if (caret && typeof target.setSelectionRange === "function") {
+    try {
+      target.setSelectionRange(...caret);
+    } catch {
+      // Not a text field after all (a checkbox keeps no caret).
+    }
+  }
+}
+
+function focusKey(node) {
+  if (node.id) return `#${CSS.escape(node.id)}`;
+  if (!node.name) return null;
+  const name = `[name="${CSS.escape(node.name)}"]`;
+  return node.type === "checkbox" || node.type === "radio" ? `${name}[value="${CSS.escape(node.value)}"]` : name;
+}

@@ -2,7 +2,7 @@
 // for the selected case, and each open order's delivery ladder live (which channel, which state,
 // when), with acknowledge and cancel. Mounted by the console shell into [data-panel="units"].
 
-import { el, throttled } from "./ui.js";
+import { el, keepingFocus, throttled } from "./ui.js";
 
 const STATUSES = ["available", "dispatched", "en_route", "on_scene", "returning", "out_of_service"];
 const STATUS_SHAPES = {
@@ -124,6 +124,10 @@ class UnitsPanel {
     this.search = "";
     this.controls = null;
     this.searchBox = null;
+    this.labelled = null;
+    this.recommended = 0; // bumped with every new recommendation, so the form is rebuilt for it
+    this.dispatchKey = null;
+    this.listHeld = false;
     this.orders = new Map();
     this.recommendation = null;
     this.stats = null;
@@ -145,6 +149,7 @@ class UnitsPanel {
     this.ctx.live.subscribe("dispatch.order.changed", (message) => this.reloadOrder(message.payload.order_id));
     this.ctx.selection.onCase(() => {
       this.recommendation = null;
+      this.recommended += 1;
       this.render();
     });
     this.ctx.i18n.onLangChange(() => this.render());
@@ -178,35 +183,55 @@ class UnitsPanel {
   // -- drawing ------------------------------------------------------------------------------
 
   draw() {
-    // The filters stay in place (focus and typing survive a live update); the rest is redrawn.
+    // The filters are built once and never re-parented: detaching a focused field would drop
+    // the operator's focus and the keystrokes that follow whenever a live update redraws.
     if (!this.controls) {
-      this.controls = el("div", { className: "unit-controls" });
-      this.body = el("div");
-      this.region.replaceChildren(this.controls, this.body);
+      this.controls = el("div", { className: "unit-controls" }, ...this.filterControls());
+      this.listBox = el("div", { className: "unit-list-box" });
+      this.statsBox = el("div");
+      this.dispatchBox = el("div");
+      this.ordersHead = el("h3");
+      this.ordersBox = el("div");
+      // A status dropdown open in the list holds the list still; it catches up on leaving.
+      this.listBox.addEventListener("focusout", () => {
+        if (this.listHeld) this.render();
+      });
+      this.region.replaceChildren(this.controls, this.listBox, this.statsBox, this.dispatchBox, this.ordersHead, this.ordersBox);
     }
-    this.controls.replaceChildren(...this.filterControls());
-    this.body.replaceChildren(
-      ...[this.unitList()].flat(),
-      this.positionStats() ?? "",
-      this.dispatchBlock(),
-      el("h3", {}, this.t("dispatch.orders")),
-      this.orderList(),
-    );
+    this.labelControls();
+    this.listHeld = this.listBox.contains(document.activeElement);
+    if (!this.listHeld) this.listBox.replaceChildren(...[this.unitList()].flat());
+    this.statsBox.replaceChildren(this.positionStats() ?? "");
+    // The dispatch form (units ticked, the message being typed) is rebuilt only when what it
+    // shows changes: another case, a new recommendation, a notice, the language.
+    const key = JSON.stringify([this.ctx.selection.case(), this.recommended, this.notice, this.ctx.i18n.lang()]);
+    if (key !== this.dispatchKey) {
+      this.dispatchKey = key;
+      keepingFocus(this.dispatchBox, () => this.dispatchBox.replaceChildren(this.dispatchBlock()));
+    }
+    this.ordersHead.textContent = this.t("dispatch.orders");
+    keepingFocus(this.ordersBox, () => this.ordersBox.replaceChildren(this.orderList()));
   }
 
   filterControls() {
-    if (!this.searchBox) {
-      this.searchBox = el("input", { id: "unit-search", type: "search", autocomplete: "off", maxLength: 64 });
-      this.searchBox.addEventListener("input", () => {
-        this.search = this.searchBox.value.trim().toLowerCase();
-        this.render();
-      });
-      this.statusSelect = el("select", { id: "unit-filter" });
-      this.statusSelect.addEventListener("change", () => {
-        this.filter = this.statusSelect.value;
-        this.render();
-      });
-    }
+    this.searchBox = el("input", { id: "unit-search", type: "search", autocomplete: "off", maxLength: 64 });
+    this.searchBox.addEventListener("input", () => {
+      this.search = this.searchBox.value.trim().toLowerCase();
+      this.render();
+    });
+    this.statusSelect = el("select", { id: "unit-filter" });
+    this.statusSelect.addEventListener("change", () => {
+      this.filter = this.statusSelect.value;
+      this.render();
+    });
+    return [this.searchBox, this.statusSelect];
+  }
+
+  /** Labels and options in the current language; the fields themselves stay put. */
+  labelControls() {
+    const language = this.ctx.i18n.lang();
+    if (this.labelled === language) return; // an open dropdown survives a live redraw
+    this.labelled = language;
     this.searchBox.setAttribute("aria-label", this.t("dispatch.search"));
     this.searchBox.placeholder = this.t("dispatch.search");
     this.statusSelect.setAttribute("aria-label", this.t("dispatch.filter"));
@@ -214,7 +239,6 @@ class UnitsPanel {
       el("option", { value: "" }, this.t("dispatch.all")),
       STATUSES.map((status) => el("option", { value: status, selected: status === this.filter }, this.t(`unit.${status}`))),
     );
-    return [this.searchBox, this.statusSelect];
   }
 
   unitList() {
@@ -397,8 +421,10 @@ class UnitsPanel {
     this.notice = null;
     try {
       this.recommendation = await this.ctx.api.api("GET", `/api/v1/units/recommend?case=${encodeURIComponent(caseId)}`);
+      this.recommended += 1;
     } catch (error) {
       this.recommendation = null;
+      this.recommended += 1;
       this.notice = { error: true, text: error.message };
     }
     this.render();
@@ -415,6 +441,7 @@ class UnitsPanel {
       });
       this.orders.set(order.id, order);
       this.recommendation = null;
+      this.recommended += 1;
       this.notice = { error: false, text: this.t("dispatch.sent", { id: order.id }) };
     } catch (error) {
       this.notice = { error: true, text: error.message };

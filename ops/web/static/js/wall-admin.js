@@ -3,7 +3,7 @@
 // audited and published there; a bad value is answered with the API's error next to its field.
 // Other roles see nothing of it: the region stays hidden.
 
-import { deviceBadge, el } from "./ui.js";
+import { deviceBadge, el, keepingFocus } from "./ui.js";
 
 const STRINGS = {
   id: {
@@ -443,14 +443,6 @@ class WallAdmin {
     if (!this.allowed) return;
     const heading = this.region.querySelector("h2");
     if (heading) heading.textContent = this.t("walladmin.title");
-    const active = document.activeElement && this.root.contains(document.activeElement) ? document.activeElement : null;
-    const focused = active?.id || null;
-    let caret = null;
-    try {
-      caret = active?.selectionStart ?? null;
-    } catch {
-      // Not a text field.
-    }
     const create = el(
       "form",
       { id: "walladmin-create", className: "walladmin-form", noValidate: true },
@@ -462,26 +454,17 @@ class WallAdmin {
       el("button", { type: "submit", id: "walladmin-create-submit" }, this.t("walladmin.create_submit")),
     );
     create.addEventListener("submit", (event) => this.create(event));
-    this.root.replaceChildren(
-      el("p", { id: "walladmin-result", role: "status", className: "result", dataset: { tone: this.tone } }, this.tone === "bad" ? el("span", { "aria-hidden": "true" }, "✕ ") : this.tone === "ok" ? el("span", { "aria-hidden": "true" }, "✓ ") : null, this.message),
-      this.pairing ? this.pairingBox() : null,
-      el("h3", {}, this.t("walladmin.walls")),
-      this.walls.length
-        ? el("ul", { id: "walladmin-walls", className: "walladmin-walls" }, this.walls.map((wall) => this.wallItem(wall)))
-        : el("p", { className: "muted" }, this.t("walladmin.none")),
-      create,
+    keepingFocus(this.root, () =>
+      this.root.replaceChildren(
+        el("p", { id: "walladmin-result", role: "status", className: "result", dataset: { tone: this.tone } }, this.tone === "bad" ? el("span", { "aria-hidden": "true" }, "✕ ") : this.tone === "ok" ? el("span", { "aria-hidden": "true" }, "✓ ") : null, this.message),
+        this.pairing ? this.pairingBox() : null,
+        el("h3", {}, this.t("walladmin.walls")),
+        this.walls.length
+          ? el("ul", { id: "walladmin-walls", className: "walladmin-walls" }, this.walls.map((wall) => this.wallItem(wall)))
+          : el("p", { className: "muted" }, this.t("walladmin.none")),
+        create,
+      ),
     );
-    const again = focused && this.root.querySelector(`#${CSS.escape(focused)}`);
-    if (again) {
-      again.focus();
-      if (caret !== null && again.setSelectionRange) {
-        try {
-          again.setSelectionRange(caret, caret);
-        } catch {
-          // Not a text field.
-        }
-      }
-    }
   }
 }
 
