@@ -20,7 +20,7 @@ from ops.users import Role
 from ops.web.app import Served
 from tests.e2e.conftest import NewPage, console_user, keep_screenshot, sign_in
 from tests.fixtures.hub import client_of, log_in, unique_name
-from tests.integration.units_support import add_unit, new_spot
+from tests.integration.units_support import Spot, add_unit, new_spot
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.broker]
 
@@ -92,6 +92,31 @@ async def test_recommend_dispatch_and_watch_the_ladder(
     assert len(app.acted) == 1
 
 
+@contextlib.asynccontextmanager
+async def moving(hub: Hub, unit_id: str, spot: Spot) -> AsyncIterator[list[int]]:
+    """The unit reports a new fix over MQTT every 20 ms meanwhile; yields [fixes sent]."""
+    host, port = hub.config.mqtt.host_port
+    topic = hub.mqtt.topic("units", unit_id, "position")
+    stop = asyncio.Event()
+    sent = [0]
+
+    async def keep_moving() -> None:
+        async with aiomqtt.Client(host, port, identifier=unique_name("tracker")) as client:
+            while not stop.is_set():
+                lat, lon = spot.near(1.0 + sent[0] / 10000)
+                fix = {"lat": lat, "lon": lon, "ts": time.time()}
+                await client.publish(topic, json.dumps(fix).encode(), qos=1)
+                sent[0] += 1
+                await asyncio.sleep(0.02)
+
+    mover = asyncio.create_task(keep_moving())
+    try:
+        yield sent
+    finally:
+        stop.set()
+        await mover
+
+
 async def test_typing_in_the_units_panel_survives_live_updates(
     served_hub: tuple[Hub, Served], new_page: NewPage
 ) -> None:
@@ -120,33 +145,8 @@ async def test_typing_in_the_units_panel_survives_live_updates(
         },
     )
 
-    host, port = hub.config.mqtt.host_port
-    topic = hub.mqtt.topic("units", other, "position")
-
-    @contextlib.asynccontextmanager
-    async def moving() -> AsyncIterator[list[int]]:
-        """``other`` reports a new fix every 20 ms meanwhile; yields [fixes sent]."""
-        stop = asyncio.Event()
-        sent = [0]
-
-        async def keep_moving() -> None:
-            async with aiomqtt.Client(host, port, identifier=unique_name("tracker")) as client:
-                while not stop.is_set():
-                    lat, lon = spot.near(1.0 + sent[0] / 10000)
-                    fix = {"lat": lat, "lon": lon, "ts": time.time()}
-                    await client.publish(topic, json.dumps(fix).encode(), qos=1)
-                    sent[0] += 1
-                    await asyncio.sleep(0.02)
-
-        mover = asyncio.create_task(keep_moving())
-        try:
-            yield sent
-        finally:
-            stop.set()
-            await mover
-
     search = panel.locator("#unit-search")
-    async with moving() as sent:
+    async with moving(hub, other, spot) as sent:
         await search.click()
         await search.press_sequentially(wanted, delay=40)
     assert sent[0] > 10, "the unit must have moved while the operator typed"
@@ -160,7 +160,7 @@ async def test_typing_in_the_units_panel_survives_live_updates(
     await expect(panel.locator(f".ranked li[data-unit='{other}']")).to_be_visible()
     message = panel.locator("textarea[name=message]")
     words = "dua orang, bawa tandu"
-    async with moving() as sent:
+    async with moving(hub, other, spot) as sent:
         await panel.locator(f".ranked input[value='{other}']").check()
         await message.click()
         await message.press("End")
