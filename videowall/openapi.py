@@ -147,7 +147,7 @@ SCHEMAS: dict[str, Schema] = {
                     "center": {"type": "array", "items": {"type": "number"}},
                     "zoom": {"type": "integer"},
                     "outline": {"type": "string"},
-                    "provinces": {"type": ["string", "null"]},
+                    "provinces": {"type": "string"},
                     "tile_url": {"type": ["string", "null"]},
                     "tile_attribution": {"type": "string"},
                 },
@@ -328,7 +328,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/map/provinces"): {
         "operationId": "mapProvinces",
         "tags": ["pages"],
-        "summary": "The room's province outlines, when [map] provinces_file names a GeoJSON file.",
+        "summary": "Province outlines: the room's [map] provinces_file, else the built-in ones.",
         "responses": {
             "200": {
                 "description": "GeoJSON.",

@@ -45,6 +45,8 @@ SCREEN_ACCOUNT_PREFIX = "wall:"
 #: Console panel modules other parts of the hub may ship as ``static/js/<name>.js``; each one
 #: present is mounted into the console region ``[data-panel=<name>]`` (see docs/console.md).
 PANEL_MODULES = ("cases", "units", "devices")
+# Natural Earth admin-1 outlines (public domain), shipped so the map needs no network.
+BUILT_IN_PROVINCES = pages.STATIC_DIR / "map" / "indonesia-provinces.geojson"
 MAX_FIGURES = 32
 MAX_FIGURE_NAME = 64
 MAX_FIGURE_TEXT = 200
@@ -511,9 +513,7 @@ async def console_settings(request: web.Request) -> web.Response:
                 "center": [cfg.map.center_lat, cfg.map.center_lon],
                 "zoom": cfg.map.zoom,
                 "outline": "/static/map/indonesia.geojson",
-                "provinces": (
-                    "/api/v1/map/provinces" if cfg.map.provinces_file is not None else None
-                ),
+                "provinces": "/api/v1/map/provinces",
                 "tile_url": cfg.map.tile_url,
                 "tile_attribution": cfg.map.tile_attribution,
             },
@@ -523,10 +523,12 @@ async def console_settings(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/map/provinces", allow_head=False)
 async def provinces(request: web.Request) -> web.FileResponse:
-    """The room's province outlines (GeoJSON), when ``[map] provinces_file`` names one."""
-    path = request.app[HUB_KEY].config.map.provinces_file
-    if path is None or not path.is_file():
-        raise ApiError(404, "not_found", "no province outline is configured ([map] provinces_file)")
+    """The province outlines (GeoJSON): the room's own file, else the built-in ones."""
+    path = request.app[HUB_KEY].config.map.provinces_file or BUILT_IN_PROVINCES
+    if not path.is_file():
+        raise ApiError(
+            404, "not_found", f"the province outline file {path} is missing ([map] provinces_file)"
+        )
     return web.FileResponse(
         path, headers={"Content-Type": "application/geo+json", "Cache-Control": "no-cache"}
     )

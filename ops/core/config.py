@@ -145,7 +145,10 @@ class IntakeConfig(_Section):
 
 
 class MapConfig(_Section):
-    """The console's and wall's map: the offline outline, plus online tiles and provinces if set."""
+    """The console's and wall's map: the offline country and province outlines, online tiles if set.
+
+    ``provinces_file`` replaces the built-in province outlines with the room's own GeoJSON.
+    """
 
     center_lat: float = Field(default=-2.5, ge=-90, le=90)
     center_lon: float = Field(default=118.0, ge=-180, le=180)
@@ -153,6 +156,13 @@ class MapConfig(_Section):
     provinces_file: Path | None = None
     tile_url: str | None = None
     tile_attribution: str = Field(default="", max_length=300)
+
+    @field_validator("provinces_file")
+    @classmethod
+    def _check_provinces_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
 
     @field_validator("tile_url")
     @classmethod

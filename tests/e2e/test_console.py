@@ -58,6 +58,13 @@ async def test_a_case_created_through_the_api_appears_in_the_queue_and_on_the_ma
     await expect(page.locator("#map .leaflet-container, #map.leaflet-container")).to_have_count(1)
     # The offline outline of Indonesia is drawn from the vendored GeoJSON (no network).
     await expect(page.locator("#map path.map-outline").first).to_be_attached()
+    # ... and the provinces as lines over it: the filled outline is painted first, beneath them.
+    await expect(page.locator("#map path.map-provinces")).to_have_count(33)
+    painted = await page.eval_on_selector_all(
+        "#map path.map-outline, #map path.map-provinces",
+        "paths => paths.map((p) => p.classList.contains('map-outline') ? 'outline' : 'province')",
+    )
+    assert painted.index("province") > max(i for i, p in enumerate(painted) if p == "outline")
 
     # Other tests' cases share the run's database: count from here, and tag ours.
     first_figure = page.locator("#kpis .kpi-value").first

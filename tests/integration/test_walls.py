@@ -312,10 +312,20 @@ async def test_console_settings_name_the_room_zone(hub: Hub, login_as: LoginAs) 
     assert status == 200
     assert settings["timezone"] == hub.config.hub.timezone
     assert settings["zone_label"] == "WIB"
-    assert settings["map"]["provinces"] is None
     async with viewer.get(settings["map"]["outline"]) as response:
         outline = json.loads(await response.read())
     assert outline["features"][0]["properties"]["name"] == "Indonesia"
+    # The built-in province outlines: every province of the Natural Earth admin-1 set, offline.
+    assert settings["map"]["provinces"] == "/api/v1/map/provinces"
+    async with viewer.get(settings["map"]["provinces"]) as response:
+        assert response.status == 200
+        assert response.content_type == "application/geo+json"
+        provinces = await response.json(content_type=None)
+    names = {feature["properties"]["name"] for feature in provinces["features"]}
+    assert len(names) == len(provinces["features"]) == 33
+    assert {"Aceh", "Jakarta Raya", "Bali", "Papua", "Sulawesi Selatan"} <= names
+    for feature in provinces["features"]:
+        assert feature["geometry"]["type"] in {"Polygon", "MultiPolygon"}
 
 
 async def test_a_flooding_wall_screen_is_cut_off_and_others_keep_their_feed(
@@ -428,7 +438,10 @@ async def test_the_map_config_admits_online_tiles_and_serves_the_room_provinces(
         async with client.get("/api/v1/map/provinces") as response:
             assert response.status == 200
             assert response.content_type == "application/geo+json"
-            assert (await response.json(content_type=None))["type"] == "FeatureCollection"
+            assert await response.json(content_type=None) == {
+                "type": "FeatureCollection",
+                "features": [],
+            }  # the room's own file, not the built-in one
 
 
 async def test_a_bad_tile_url_is_refused_at_start_naming_the_key() -> None:

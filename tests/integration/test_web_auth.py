@@ -394,7 +394,7 @@ PROBES: dict[tuple[str, str], Probe] = {
     ),
     ("GET", "/api/v1/walls/{name}/live"): Probe("/api/v1/walls/no-wall/live", ok=404),
     ("GET", "/api/v1/console/settings"): Probe("/api/v1/console/settings"),
-    ("GET", "/api/v1/map/provinces"): Probe("/api/v1/map/provinces", ok=404),
+    ("GET", "/api/v1/map/provinces"): Probe("/api/v1/map/provinces"),
     # Units and dispatch: nothing named here exists, so admitted callers get 404 (or 400).
     ("GET", "/api/v1/units"): Probe("/api/v1/units"),
     ("POST", "/api/v1/units"): Probe("/api/v1/units", ok=400, body={"id": "u"}),

@@ -51,6 +51,7 @@ def test_unrelated_environment_is_ignored(tmp_path: Path) -> None:
         ("", {"POSKO_HUB__LOG_LEVEL": "LOUD"}, "hub.log_level"),
         ("[mqtt]\nurl = 'http://x'\n", {}, "mqtt.url"),
         ("[database]\nurl = 'mysql://x/y'\n", {}, "database.url"),
+        ("[map]\nprovinces_file = '/no/such/provinces.geojson'\n", {}, "map.provinces_file"),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, text: str, env: dict[str, str], names: str) -> None:

@@ -70,6 +70,7 @@ export class OpsMap {
         maxZoom: 18,
       }).addTo(this.map);
     }
+    this.outlines = {};
     this.addOutline(settings.map.outline, "outline", t("map.outline"));
     if (settings.map.provinces) this.addOutline(settings.map.provinces, "provinces", t("map.provinces"));
     this.groups = Object.fromEntries(LAYERS.map((name) => [name, L.layerGroup()]));
@@ -90,7 +91,10 @@ export class OpsMap {
       style: { className: `map-${className}`, weight: 1, fill: true },
       attribution,
     }).addTo(this.map);
-    layer.bringToBack();
+    this.outlines[className] = layer;
+    // Whichever arrives last, the filled country outline stays beneath the province lines.
+    this.outlines.provinces?.bringToBack();
+    this.outlines.outline?.bringToBack();
   }
 
   view() {
