@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 _COLUMNS = """
     id, callsign, name, kind, skills, home_center, on_duty, status, status_reason, channels,
-    lat, lon, position_at, position_source, created_at, updated_at
+    lat, lon, position_at, position_source, shift, created_at, updated_at
 """
 
 #: Columns :func:`update_unit` may set.
@@ -49,6 +49,8 @@ class UnitRow:
     position_source: str | None
     created_at: datetime
     updated_at: datetime
+    #: The shift the unit's duty follows; None: duty set by hand only.
+    shift: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +65,8 @@ async def insert_unit(conn: Connection, values: dict[str, Any]) -> UnitRow | Non
     """Add a unit; None when its id or callsign is taken."""
     row = await conn.fetchrow(
         f"""
-        INSERT INTO units (id, callsign, name, kind, skills, home_center, on_duty, channels)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        INSERT INTO units (id, callsign, name, kind, skills, home_center, on_duty, channels, shift)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         ON CONFLICT DO NOTHING
         RETURNING {_COLUMNS}
         """,  # noqa: S608 - the column list is a constant
@@ -76,6 +78,7 @@ async def insert_unit(conn: Connection, values: dict[str, Any]) -> UnitRow | Non
         values.get("home_center"),
         values.get("on_duty", True),
         [{"channel": c, "address": a} for c, a in values.get("channels", ())],
+        values.get("shift"),
     )
     return None if row is None else _unit(row)
 
@@ -124,6 +127,19 @@ async def update_unit(conn: Connection, unit_id: str, changes: dict[str, Any]) -
     if row is None:
         raise LookupError(unit_id)
     return _unit(row)
+
+
+async def out_of_shift(conn: Connection, current: str) -> list[tuple[str, bool]]:
+    """Units with a shift whose duty differs from ``shift = current``: (id, duty due), by id."""
+    rows = await conn.fetch(
+        """
+        SELECT id, shift = $1 AS due FROM units
+        WHERE shift IS NOT NULL AND on_duty IS DISTINCT FROM (shift = $1)
+        ORDER BY id
+        """,
+        current,
+    )
+    return [(row["id"], row["due"]) for row in rows]
 
 
 async def nearest(
@@ -190,6 +206,7 @@ def _unit(row: asyncpg.Record) -> UnitRow:
         lon=row["lon"],
         position_at=row["position_at"],
         position_source=row["position_source"],
+        shift=row["shift"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )

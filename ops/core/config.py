@@ -7,7 +7,9 @@ from the environment, so a config file can be shared without leaking them.
 
 from __future__ import annotations
 
+import re
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +46,18 @@ class HubConfig(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     timezone: str = "Asia/Jakarta"
     shutdown_timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name like Asia/Jakarta, Asia/Makassar, "
+                "Asia/Jayapura)"
+            ) from None
+        return value
 
 
 class WebConfig(_Section):
@@ -205,6 +219,51 @@ class DispatchConfig(_Section):
     position_buffer: int = Field(default=100_000, ge=100, le=10_000_000)
 
 
+SHIFT_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+_SHIFT_NAME = re.compile(SHIFT_NAME_PATTERN)
+_SHIFT_START = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+DEFAULT_SHIFTS: Mapping[str, str] = {"pagi": "07:00", "siang": "15:00", "malam": "23:00"}
+
+
+class ShiftsConfig(_Section):
+    """The room's shifts: each name and its start, "HH:MM" in ``hub.timezone`` (docs/dispatch.md).
+
+    A shift lasts until the next one starts; the last of the day runs past midnight into the
+    first. In the environment: ``POSKO_SHIFTS__STARTS="pagi=07:00,siang=15:00,malam=23:00"``.
+    """
+
+    starts: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_SHIFTS))
+
+    @field_validator("starts", mode="before")
+    @classmethod
+    def _parse_environment(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        starts: dict[str, str] = {}
+        for item in value.split(","):
+            name, sep, start = item.strip().partition("=")
+            if not sep:
+                raise ValueError(f"{item.strip()!r} is not NAME=HH:MM")
+            starts[name.strip()] = start.strip()
+        return starts
+
+    @field_validator("starts")
+    @classmethod
+    def _check_starts(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("at least one shift is needed")
+        seen: dict[str, str] = {}
+        for name, start in value.items():
+            if not _SHIFT_NAME.fullmatch(name):
+                raise ValueError(f"shift name {name!r} must match {SHIFT_NAME_PATTERN}")
+            if not _SHIFT_START.fullmatch(start):
+                raise ValueError(f"shift {name!r}: start {start!r} must be HH:MM (00:00-23:59)")
+            if start in seen:
+                raise ValueError(f"shifts {seen[start]!r} and {name!r} both start at {start}")
+            seen[start] = name
+        return value
+
+
 class Config(_Section):
     """The whole configuration."""
 
@@ -217,6 +276,7 @@ class Config(_Section):
     cases: CasesConfig = CasesConfig()
     intake: IntakeConfig = IntakeConfig()
     dispatch: DispatchConfig = DispatchConfig()
+    shifts: ShiftsConfig = ShiftsConfig()
 
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:

@@ -33,6 +33,7 @@ class UnitSnapshot:
     position_at: datetime | None
     position_source: str | None
     channels: tuple[str, ...]
+    shift: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Wiring of units and dispatch into a hub.
 
-The position ingestor, the channel senders, the MQTT app channel, the inbound worker and the
-watch all start here.
+The position ingestor, the channel senders, the MQTT app channel, the inbound worker, the
+watch and the shift clock (units' duty by shift) all start here.
 
 Radio and satellite plug in with :func:`add_sender` from their own ``setup(hub)``.
 """
@@ -16,6 +16,8 @@ from ops.dispatch.channels import OutboxSender, Sender
 from ops.dispatch.mqtt_app import MqttAppSender, MqttUnitInbound
 from ops.dispatch.service import DispatchService
 from ops.dispatch.watch import DispatchWatch, PositionFeed
+from ops.shifts.clock import ShiftClock
+from ops.shifts.schedule import Schedule
 from ops.units.positions import PositionIngestor
 
 if TYPE_CHECKING:
@@ -75,6 +77,7 @@ async def setup(hub: Hub) -> None:
     hub.supervisor.start(inbound)
     add_sender(hub, MqttAppSender(hub.mqtt))
     hub.supervisor.start(DispatchWatch(service, cfg.watch_interval))
+    hub.supervisor.start(ShiftClock(hub.pool, hub.bus, Schedule.from_config(hub.config)))
     hub.on_stop(ingestor.drain)
 
 

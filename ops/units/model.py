@@ -43,4 +43,5 @@ def snapshot(row: UnitRow) -> UnitSnapshot:
         position_at=row.position_at,
         position_source=row.position_source,
         channels=tuple(channel for channel, _ in row.channels),
+        shift=row.shift,
     )

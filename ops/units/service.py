@@ -7,12 +7,15 @@ entry in the same transaction as the change, so no change is ever shown that was
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from db import audit
+from db import shifts as shift_rows
 from db import units as unit_rows
+from ops.core.config import SHIFT_NAME_PATTERN
 from ops.dispatch.events import UNIT_CHANGED
 from ops.units.errors import InvalidUnit, UnitNotFound, UnitTaken
 from ops.units.model import (
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 
     from db.pool import Connection, Pool
     from ops.core.bus import Bus
+    from ops.shifts.schedule import Schedule
 
 Skill = Annotated[str, StringConstraints(pattern=SKILL_PATTERN)]
 MAX_SKILLS = 32
@@ -62,6 +66,7 @@ class UnitSpec(BaseModel):
     )
     on_duty: bool = True
     channels: list[ChannelSpec] = Field(default_factory=list, max_length=MAX_CHANNELS)
+    shift: str | None = Field(default=None, pattern=SHIFT_NAME_PATTERN)
 
     @field_validator("id")
     @classmethod
@@ -71,12 +76,31 @@ class UnitSpec(BaseModel):
         return value
 
 
-async def create_unit(pool: Pool, bus: Bus, spec: UnitSpec, *, actor: str) -> unit_rows.UnitRow:
+async def create_unit(
+    pool: Pool,
+    bus: Bus,
+    spec: UnitSpec,
+    *,
+    actor: str,
+    schedule: Schedule | None = None,
+    now: datetime | None = None,
+) -> unit_rows.UnitRow:
     """Register a unit; audited and announced.
+
+    A unit with a shift starts on duty exactly when its shift is the one on at ``now`` (default:
+    the current time) in ``schedule``; ``spec.on_duty`` is then ignored.
 
     Raises:
         UnitTaken: its id or callsign is already used.
+        InvalidUnit: ``shift`` names no shift of ``schedule`` (or there is no schedule).
     """
+    on_duty = spec.on_duty
+    if spec.shift is not None:
+        if schedule is None or spec.shift not in schedule.names:
+            known = ", ".join(sorted(schedule.names)) if schedule is not None else "none"
+            raise InvalidUnit("shift", f"no shift {spec.shift!r} (shifts: {known})")
+        current = schedule.at(now if now is not None else datetime.now(UTC))
+        on_duty = spec.shift == current.name
     values: dict[str, Any] = {
         "id": spec.id,
         "callsign": spec.callsign.upper(),
@@ -84,8 +108,9 @@ async def create_unit(pool: Pool, bus: Bus, spec: UnitSpec, *, actor: str) -> un
         "kind": spec.kind,
         "skills": sorted(set(spec.skills)),
         "home_center": spec.home_center,
-        "on_duty": spec.on_duty,
+        "on_duty": on_duty,
         "channels": [(c.channel, c.address) for c in spec.channels],
+        "shift": spec.shift,
     }
     async with pool.acquire() as conn, conn.transaction():
         row = await unit_rows.insert_unit(conn, values)
@@ -168,6 +193,32 @@ async def change_status(
     return changed[1]
 
 
+async def follow_shift(
+    pool: Pool, bus: Bus, current: str, started_at: datetime, *, actor: str = "hub"
+) -> list[unit_rows.UnitRow] | None:
+    """Put every unit with a shift on duty when its shift is ``current`` and off duty otherwise.
+
+    One transaction: each change goes through :func:`set_status` with its audit entry; every
+    changed unit is announced once committed. Returns the changed units, or None when this
+    shift (begun at ``started_at``) was applied already: a hub restarting mid-shift then leaves
+    the duty operators set by hand since the shift began.
+    """
+    changed: list[unit_rows.UnitRow] = []
+    async with pool.acquire() as conn, conn.transaction():
+        if await shift_rows.lock_applied(conn) == (current, started_at):
+            return None
+        for unit_id, due in await unit_rows.out_of_shift(conn, current):
+            result = await set_status(
+                conn, unit_id, actor=actor, on_duty=due, reason=f"shift {current}"
+            )
+            if result is not None:
+                changed.append(result[1])
+        await shift_rows.record_applied(conn, current, started_at)
+    for row in changed:
+        announce(bus, row)
+    return changed
+
+
 async def get_unit(pool: Pool, unit_id: str) -> unit_rows.UnitRow:
     """One unit.
 
@@ -195,4 +246,5 @@ def _audited(row: unit_rows.UnitRow) -> dict[str, Any]:
         "home_center": row.home_center,
         "on_duty": row.on_duty,
         "channels": [{"channel": c, "address": a} for c, a in row.channels],
+        "shift": row.shift,
     }

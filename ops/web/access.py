@@ -117,6 +117,7 @@ ROUTE_ROLES: Final[dict[tuple[str, str], Access]] = {
     ("GET", "/api/v1/dispatches/{order_id}"): ANY_ROLE,
     ("POST", "/api/v1/dispatches/{order_id}/acknowledge"): DISPATCHERS,
     ("POST", "/api/v1/dispatches/{order_id}/cancel"): DISPATCHERS,
+    ("GET", "/api/v1/shifts/current"): ANY_ROLE,
 }
 
 

@@ -70,6 +70,10 @@ SCHEMAS: dict[str, Schema] = {
             "skills": {"type": "array", "items": {"type": "string"}},
             "home_center": {"type": ["string", "null"]},
             "on_duty": {"type": "boolean"},
+            "shift": {
+                "type": ["string", "null"],
+                "description": "The shift its duty follows; null: duty set by hand only.",
+            },
             "status": {"enum": list(STATUSES)},
             "status_reason": {"type": ["string", "null"]},
             "channels": {
@@ -207,6 +211,28 @@ SCHEMAS: dict[str, Schema] = {
     "OrderList": {
         "type": "object",
         "properties": {"orders": {"type": "array", "items": _ref("Order")}},
+    },
+    "CurrentShift": {
+        "type": "object",
+        "required": ["shift", "started_at", "ends_at", "shifts"],
+        "properties": {
+            "shift": {"type": "string", "description": "The shift on now."},
+            "started_at": _TIME,
+            "ends_at": {**_TIME, "description": "When the next shift starts."},
+            "timezone": {"type": "string", "description": "hub.timezone, of the start times."},
+            "shifts": {
+                "type": "array",
+                "description": "The schedule ([shifts] starts), by start time.",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "start"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "start": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+                    },
+                },
+            },
+        },
     },
     "AcknowledgeResult": {
         "type": "object",
@@ -370,5 +396,11 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "404": _ORDER_404,
             "409": _error("The order is already closed (code order_closed)."),
         },
+    },
+    ("GET", "/api/v1/shifts/current"): {
+        "operationId": "currentShift",
+        "tags": ["units"],
+        "summary": "The shift on now, when it started and ends, and the room's schedule.",
+        "responses": {"200": _json("The current shift.", _ref("CurrentShift"))},
     },
 }

@@ -1,4 +1,4 @@
-"""Units over HTTP: list, register, status and duty, recommendation, positions and their counts.
+"""Units over HTTP: list, register, status and duty, recommendation, positions, current shift.
 
 Literal paths (``recommend``) are registered before ``{unit_id}``, and those words are refused
 as unit ids, so the two can never collide.
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from db import positions as position_rows
 from db import units as unit_rows
 from ops.dispatch.setup import parts_of
+from ops.shifts.schedule import Schedule
 from ops.units import recommend, service
 from ops.units.errors import InvalidUnit, UnitNotFound, UnitTaken
 from ops.units.model import ID_PATTERN, TEXT_PATTERN, Kind, Status
@@ -97,10 +98,16 @@ async def create_unit(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     try:
         row = await service.create_unit(
-            hub.pool, hub.bus, spec, actor=current_user(request).username
+            hub.pool,
+            hub.bus,
+            spec,
+            actor=current_user(request).username,
+            schedule=Schedule.from_config(hub.config),
         )
     except UnitTaken as exc:
         raise ApiError(409, "unit_taken", str(exc), "id") from None
+    except InvalidUnit as exc:
+        raise ApiError(400, "invalid_field", exc.message, exc.field) from None
     return web.json_response(
         unit_json(row, datetime.now(UTC), hub.config.dispatch.stale_after), status=201
     )
@@ -165,6 +172,25 @@ async def position_stats(request: web.Request) -> web.Response:
     parts = parts_of(request.app[HUB_KEY])
     return web.json_response(
         {**parts.ingestor.stats(), "events_rejected": dict(parts.inbound.rejected)}
+    )
+
+
+@routes.get("/api/v1/shifts/current", allow_head=False)
+async def current_shift(request: web.Request) -> web.Response:
+    """The shift on now, when it started and ends, and the whole schedule."""
+    schedule = Schedule.from_config(request.app[HUB_KEY].config)
+    period = schedule.at(datetime.now(UTC))
+    return web.json_response(
+        {
+            "shift": period.name,
+            "started_at": period.started_at.isoformat(),
+            "ends_at": period.ends_at.isoformat(),
+            "timezone": schedule.zone.key,
+            "shifts": [
+                {"name": shift.name, "start": shift.start.strftime("%H:%M")}
+                for shift in schedule.shifts
+            ],
+        }
     )
 
 
@@ -241,6 +267,7 @@ def unit_json(row: unit_rows.UnitRow, now: datetime, stale_after: float) -> dict
         "status": row.status,
         "status_reason": row.status_reason,
         "channels": [{"channel": c, "address": a} for c, a in row.channels],
+        "shift": row.shift,
         "lat": row.lat,
         "lon": row.lon,
         "position_at": None if row.position_at is None else row.position_at.isoformat(),

@@ -8,6 +8,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import aiomqtt
@@ -16,6 +17,8 @@ from playwright.async_api import expect
 
 from devices.mqtt.unitapp import UnitApp
 from ops.app import Hub
+from ops.shifts.schedule import Schedule
+from ops.units.service import UnitSpec, create_unit
 from ops.users import Role
 from ops.web.app import Served
 from tests.e2e.conftest import NewPage, console_user, keep_screenshot, sign_in
@@ -170,3 +173,35 @@ async def test_typing_in_the_units_panel_survives_live_updates(
     await expect(message).to_be_focused()
     await expect(panel.locator(f".ranked input[value='{other}']")).to_be_checked()
     await expect(panel.locator(f".ranked input[value='{wanted}']")).to_be_checked()
+
+
+async def test_a_unit_shows_its_shift_and_when_it_is_off_duty(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    hub, served = served_hub
+    username, password = await console_user(hub, Role.OPERATOR)
+    schedule = Schedule.from_config(hub.config)
+    current = schedule.at(datetime.now(UTC)).name
+    resting = next(name for name in sorted(schedule.names) if name != current)
+    unit_id = unique_name("sf")
+    spec = UnitSpec.model_validate(
+        {
+            "id": unit_id,
+            "callsign": unit_id[:16],
+            "name": "Tagana",
+            "kind": "volunteer",
+            "shift": resting,
+        }
+    )
+    await create_unit(hub.pool, hub.bus, spec, actor="test", schedule=schedule)
+    page = await new_page()
+    await sign_in(page, served, username, password)
+    panel = page.locator("[data-panel=units]")
+    await panel.locator("#unit-search").fill(unit_id)
+    row = panel.locator(f".unit-list [data-unit='{unit_id}']")
+    await expect(row).to_contain_text(f"sif {resting}")
+    await expect(row).to_contain_text("lepas dinas")
+    await expect(row).to_have_attribute("data-duty", "off")
+    # The panel says which shift is on, and from when to when in the room's time.
+    await expect(panel.locator(".shift-now")).to_have_attribute("data-shift", current)
+    await expect(panel.locator(".shift-now")).to_contain_text(f"Sif sekarang: {current}")

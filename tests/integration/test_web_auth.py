@@ -416,6 +416,7 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/api/v1/dispatches/{order_id}/cancel"): Probe(
         "/api/v1/dispatches/000000000000/cancel", ok=404, body={"reason": "test"}
     ),
+    ("GET", "/api/v1/shifts/current"): Probe("/api/v1/shifts/current"),
     ("GET", "/devices"): Probe("/devices"),
     ("GET", "/api/v1/devices"): Probe("/api/v1/devices?state=offline"),
     ("POST", "/api/v1/devices"): Probe("/api/v1/devices", ok=400, body={}),

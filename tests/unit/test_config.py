@@ -51,6 +51,8 @@ def test_unrelated_environment_is_ignored(tmp_path: Path) -> None:
         ("", {"POSKO_HUB__LOG_LEVEL": "LOUD"}, "hub.log_level"),
         ("[mqtt]\nurl = 'http://x'\n", {}, "mqtt.url"),
         ("[database]\nurl = 'mysql://x/y'\n", {}, "database.url"),
+        ("[hub]\ntimezone = 'Asia/Atlantis'\n", {}, "hub.timezone"),
+        ("[hub]\ntimezone = '../etc/passwd'\n", {}, "hub.timezone"),
         ("[map]\nprovinces_file = '/no/such/provinces.geojson'\n", {}, "map.provinces_file"),
     ],
 )

@@ -49,6 +49,9 @@ const STRINGS = {
     "dispatch.override": "Kirim walau tidak siaga (supervisor)",
     "dispatch.override_reason": "Alasan",
     "dispatch.positions": "Posisi: {accepted} diterima, {dropped} ditolak",
+    "dispatch.shift": "sif {shift}",
+    "dispatch.shift_now": "Sif sekarang: {shift} ({span})",
+    "dispatch.off_duty": "lepas dinas",
     "step.queued": "antre",
     "step.sent": "terkirim",
     "step.delivered": "diterima",
@@ -88,6 +91,9 @@ const STRINGS = {
     "dispatch.override": "Send even if unavailable (supervisor)",
     "dispatch.override_reason": "Reason",
     "dispatch.positions": "Positions: {accepted} accepted, {dropped} dropped",
+    "dispatch.shift": "shift {shift}",
+    "dispatch.shift_now": "Shift on now: {shift} ({span})",
+    "dispatch.off_duty": "off duty",
     "step.queued": "queued",
     "step.sent": "sent",
     "step.delivered": "delivered",
@@ -158,12 +164,14 @@ class UnitsPanel {
 
   async refresh() {
     try {
-      const [body, stats] = await Promise.all([
+      const [body, stats, shift] = await Promise.all([
         this.ctx.api.api("GET", "/api/v1/dispatches?open=true&limit=50"),
         this.ctx.api.api("GET", "/api/v1/positions/stats"),
+        this.ctx.api.api("GET", "/api/v1/shifts/current"),
       ]);
       this.orders = new Map(body.orders.map((order) => [order.id, order]));
       this.stats = stats;
+      this.shift = shift;
     } catch (error) {
       this.notice = { error: true, text: error.message };
     }
@@ -201,7 +209,7 @@ class UnitsPanel {
     this.labelControls();
     this.listHeld = this.listBox.contains(document.activeElement);
     if (!this.listHeld) this.listBox.replaceChildren(...[this.unitList()].flat());
-    this.statsBox.replaceChildren(this.positionStats() ?? "");
+    this.statsBox.replaceChildren(this.shiftNow() ?? "", this.positionStats() ?? "");
     // The dispatch form (units ticked, the message being typed) is rebuilt only when what it
     // shows changes: another case, a new recommendation, a notice, the language.
     const key = JSON.stringify([this.ctx.selection.case(), this.recommended, this.notice, this.ctx.i18n.lang()]);
@@ -259,6 +267,26 @@ class UnitsPanel {
     ];
   }
 
+  /** The shift on now ("Sif pagi 07:00–15:00"); asks the hub again once it has ended. */
+  shiftNow() {
+    const shift = this.shift;
+    if (!shift) return null;
+    if (Date.now() >= Date.parse(shift.ends_at) && !this.shiftLoading) {
+      this.shiftLoading = true;
+      this.ctx.api
+        .api("GET", "/api/v1/shifts/current")
+        .then((next) => {
+          this.shift = next;
+          this.render();
+        }, () => {})
+        .finally(() => {
+          this.shiftLoading = false;
+        });
+    }
+    const span = `${this.ctx.time.formatTime(shift.started_at)}–${this.ctx.time.formatTime(shift.ends_at)}`;
+    return el("p", { className: "muted shift-now", dataset: { shift: shift.shift } }, this.t("dispatch.shift_now", { shift: shift.shift, span }));
+  }
+
   positionStats() {
     if (!this.stats) return null;
     const sum = (counts) => Object.values(counts).reduce((total, n) => total + n, 0);
@@ -277,11 +305,13 @@ class UnitsPanel {
     const stale = isStale(unit);
     const row = el(
       "li",
-      { dataset: { unit: unit.id, status: unit.status, stale: String(stale) } },
+      { dataset: { unit: unit.id, status: unit.status, stale: String(stale), duty: unit.on_duty === false ? "off" : "on" } },
       el("span", { className: "badge", "aria-hidden": "true" }, STATUS_SHAPES[unit.status] ?? "•"),
       " ",
       el("strong", {}, unit.callsign ?? unit.id),
       ` ${this.t(`unit.${unit.status}`)}`,
+      unit.shift ? el("span", { className: "muted unit-shift" }, ` · ${this.t("dispatch.shift", { shift: unit.shift })}`) : null,
+      unit.on_duty === false ? el("span", { className: "off-duty" }, ` · ${this.t("dispatch.off_duty")}`) : null,
       unit.position_at
         ? el(
             "span",
