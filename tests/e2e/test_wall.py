@@ -82,9 +82,16 @@ async def test_push_a_case_and_a_map_view_from_the_console_to_the_wall(
     wall = _wall_name()
     await _api(served, *supervisor, "PUT", f"/api/v1/walls/{wall}", body=LAYOUT)
     created = [await create_case(served, *operator, case) for case in CASES]
+    resting = f"r-{secrets.token_hex(4)}"
+    unit = {"id": resting, "callsign": resting, "name": "Tagana", "kind": "volunteer"}
+    await _api(served, *supervisor, "POST", "/api/v1/units", body={**unit, "on_duty": False})
     screen = await _open_wall(new_page, served, supervisor, wall, "tengah")
     await expect(_tile(screen, 1)).to_contain_text(created[0]["number"])  # the queue tile
     await expect(_tile(screen, 0)).to_contain_text("Kasus terbuka")
+    # The unit board says which units are off duty, in words.
+    await expect(_tile(screen, 4).locator(f"[data-unit='{resting}']")).to_contain_text(
+        "lepas dinas"
+    )
 
     console = await new_page()
     await sign_in(console, served, *operator)

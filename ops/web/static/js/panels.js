@@ -61,9 +61,10 @@ export function unitList(store, limit = 50) {
     units.slice(0, limit).map((unit) =>
       el(
         "li",
-        { dataset: { status: unit.status } },
+        { dataset: { unit: unit.id, status: unit.status, duty: unit.on_duty === false ? "off" : "on" } },
         el("strong", {}, unit.callsign ?? unit.name ?? unit.id),
         ` ${t(`unit.${unit.status}`)}`,
+        unit.on_duty === false ? el("span", { className: "off-duty" }, ` · ${t("units.off_duty")}`) : null,
         unit.position_at ? el("span", { className: "muted" }, ` · ${t("units.fresh", { age: ago(unit.position_at) })}`) : null,
       ),
     ),
