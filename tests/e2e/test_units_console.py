@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -133,7 +134,9 @@ async def test_typing_in_the_units_panel_survives_live_updates(
     page = await new_page()
     await sign_in(page, served, username, password)
     panel = page.locator("[data-panel=units]")
-    await expect(panel.locator(f".unit-list [data-unit='{other}']")).to_be_visible()
+    # The list shows a page of units and other tests' units share the database: wait for the
+    # panel, not for our unit among the first page.
+    await expect(panel.locator(".unit-list li").first).to_be_visible()
     case = await create_case(
         served,
         username,
@@ -205,3 +208,36 @@ async def test_a_unit_shows_its_shift_and_when_it_is_off_duty(
     # The panel says which shift is on, and from when to when in the room's time.
     await expect(panel.locator(".shift-now")).to_have_attribute("data-shift", current)
     await expect(panel.locator(".shift-now")).to_contain_text(f"Sif sekarang: {current}")
+
+
+async def test_the_map_and_the_list_agree_on_which_positions_are_stale(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    """One threshold (dispatch.stale_after, 15 minutes by default) on the list and the map."""
+    hub, served = served_hub
+    username, password = await console_user(hub, Role.VIEWER)
+    spot = new_spot()
+    recent = await add_unit(hub, kind="logistics", at=spot.near(0.2), age_s=12 * 60)
+    old = await add_unit(hub, kind="logistics", at=spot.near(0.4), age_s=16 * 60)
+    page = await new_page()
+    await sign_in(page, served, username, password)
+    panel = page.locator("[data-panel=units]")
+    for unit_id, stale in ((recent, "false"), (old, "true")):
+        await panel.locator("#unit-search").fill(unit_id)
+        await expect(panel.locator(f".unit-list [data-unit='{unit_id}']")).to_have_attribute(
+            "data-stale", stale
+        )
+        marker = page.locator("#map .pin-unit", has_text=unit_id.upper())
+        await expect(marker).to_have_count(1)
+        if stale == "true":
+            await expect(marker).to_have_class(re.compile(r"\bstale\b"))
+        else:
+            await expect(marker).not_to_have_class(re.compile(r"\bstale\b"))
+    # The status filter offers every status, and filters by it.
+    options = panel.locator("#unit-filter option")
+    await expect(options).to_have_count(7)  # all + six statuses
+    await panel.locator("#unit-search").fill(old)
+    await panel.locator("#unit-filter").select_option("dispatched")
+    await expect(panel.locator(f".unit-list [data-unit='{old}']")).to_have_count(0)
+    await panel.locator("#unit-filter").select_option("available")
+    await expect(panel.locator(f".unit-list [data-unit='{old}']")).to_have_count(1)

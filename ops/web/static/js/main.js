@@ -116,8 +116,14 @@ function showHub(hubId) {
   $("#hub-id").hidden = false;
 }
 
+const AGE_REDRAW_S = 30;
+let ticks = 0;
+
 function tickClock() {
   $("#clock").textContent = `${formatTime(new Date(), true)} ${zoneLabel()}`;
+  // Ages, stale positions and SLA clocks move on in a quiet room too: redraw what shows them.
+  ticks += 1;
+  if (ticks % AGE_REDRAW_S === 0) store.changed("clock");
 }
 
 // -- data -------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import { ago } from "./time.js";
 import { deviceShape, priorityShape } from "./ui.js";
 
 export const LAYERS = ["cases", "units", "alerts", "centers", "cameras", "devices"];
-const UNIT_STALE_MS = 10 * 60 * 1000;
 const outlines = new Map(); // url -> Promise<GeoJSON|null>, shared by every map of the page
 
 function loadGeoJSON(url) {
@@ -151,8 +150,7 @@ export class OpsMap {
     }
     const now = Date.now();
     for (const unit of store.units.values()) {
-      const at = unit.position_at ? Date.parse(unit.position_at) : NaN;
-      const stale = !Number.isFinite(at) || now - at > UNIT_STALE_MS;
+      const stale = isStale(unit, now);
       const label = `${unit.callsign ?? unit.name ?? unit.id} · ${t(`unit.${unit.status}`)}${stale ? ` · ${t("stale")}` : ""}`;
       place(
         "units",

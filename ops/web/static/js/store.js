@@ -41,6 +41,16 @@ export function priorityRank(priority) {
   return rank < 0 ? PRIORITIES.length : rank;
 }
 
+/** The hub's dispatch.stale_after when a unit record does not carry it. */
+const DEFAULT_STALE_AFTER_S = 900;
+
+/** Stale: no position, or one older than the hub's dispatch.stale_after (sent with each unit). */
+export function isStale(unit, now = Date.now()) {
+  if (!unit.position_at) return true;
+  const at = Date.parse(unit.position_at);
+  return !Number.isFinite(at) || now - at > (unit.stale_after_s ?? DEFAULT_STALE_AFTER_S) * 1000;
+}
+
 export function isOpen(item) {
   return OPEN_STATUSES.has(item.status);
 }

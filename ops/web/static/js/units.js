@@ -2,6 +2,7 @@
 // for the selected case, and each open order's delivery ladder live (which channel, which state,
 // when), with acknowledge and cancel. Mounted by the console shell into [data-panel="units"].
 
+import { isStale } from "./store.js";
 import { el, keepingFocus, throttled } from "./ui.js";
 
 const STATUSES = ["available", "dispatched", "en_route", "on_scene", "returning", "out_of_service"];
@@ -22,7 +23,6 @@ const STEP_SHAPES = {
   cancelled: "–",
 };
 const UNIT_LIMIT = 60;
-const DEFAULT_STALE_AFTER_S = 900;
 
 const STRINGS = {
   id: {
@@ -150,7 +150,7 @@ class UnitsPanel {
   start() {
     this.ctx.store.addEventListener("change", (event) => {
       const topic = event.detail?.topic ?? "";
-      if (topic === "load" || topic.startsWith("unit.")) this.render();
+      if (topic === "load" || topic === "clock" || topic.startsWith("unit.")) this.render();
     });
     this.ctx.live.subscribe("dispatch.order.changed", (message) => this.reloadOrder(message.payload.order_id));
     this.ctx.selection.onCase(() => {
@@ -245,7 +245,7 @@ class UnitsPanel {
     this.statusSelect.setAttribute("aria-label", this.t("dispatch.filter"));
     this.statusSelect.replaceChildren(
       el("option", { value: "" }, this.t("dispatch.all")),
-      STATUSES.map((status) => el("option", { value: status, selected: status === this.filter }, this.t(`unit.${status}`))),
+      ...STATUSES.map((status) => el("option", { value: status, selected: status === this.filter }, this.t(`unit.${status}`))),
     );
   }
 
@@ -510,11 +510,4 @@ class UnitsPanel {
     }
     this.render();
   }
-}
-
-/** Stale: no position, or one older than the hub's dispatch.stale_after (sent with each unit). */
-function isStale(unit) {
-  if (!unit.position_at) return true;
-  const limit = (unit.stale_after_s ?? DEFAULT_STALE_AFTER_S) * 1000;
-  return Date.now() - Date.parse(unit.position_at) > limit;
 }
