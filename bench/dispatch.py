@@ -5,10 +5,16 @@ Figures, each beside a baseline measured in the same run:
 - ``recommend_p50_ms`` / ``recommend_p99_ms``: the ranking for one case (nearest candidates by
   the GiST index, then kind, skills and freshness), beside the bare KNN query of the same cases
   (``ORDER BY ll_to_earth(lat, lon) <-> … LIMIT 10``), the index's own floor;
+- ``recommend_http_p50_ms`` / ``recommend_http_p99_ms``: the same rankings through
+  ``GET /api/v1/units/recommend?case=ID`` with a signed-in session (session check, ranking,
+  JSON), beside the library call above;
 - ``positions_mqtt_to_db_per_s``: positions published on ``{prefix}/units/{id}/position`` from
   another process and stored in the database by the hub (MQTT link, validation, batched COPY,
   latest-fix update), beside a bare aiomqtt subscriber's receive rate for the same load (the
   broker's own rate with the client the hub uses);
+- ``positions_mqtt_stored_fraction``: of the positions published, the share the hub stored,
+  beside the share the bare subscriber received (positions are QoS 0: a broker drops them for a
+  client that falls behind, and the next fix supersedes a lost one);
 - ``positions_db_write_per_s``: the ingestor's write path alone (validate, buffer, COPY into
   the history, move each unit's latest fix), beside a raw COPY of the same rows.
 
@@ -34,6 +40,7 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
+import aiohttp
 import aiomqtt
 
 from bench.devices import broker
@@ -45,6 +52,8 @@ from ops.core.config import Config
 from ops.dispatch.setup import parts_of
 from ops.units import recommend
 from ops.units.model import KINDS
+from ops.users import add_user
+from ops.web.app import serve
 
 UNITS = 10_000
 CASES = 1_000
@@ -114,8 +123,8 @@ async def _until_still(counter: Callable[[], int], began: float) -> tuple[int, f
     return last, last_at - began
 
 
-async def broker_rate(host: str, port: int, count: int) -> float:
-    """A bare aiomqtt subscriber under the same load: messages received per second."""
+async def broker_rate(host: str, port: int, count: int) -> tuple[float, int]:
+    """A bare aiomqtt subscriber under the same load: (messages received per second, received)."""
     prefix = f"bench-base-{secrets.token_hex(3)}"
     received = 0
     async with aiomqtt.Client(host, port, identifier=f"bench-base-{secrets.token_hex(3)}") as sub:
@@ -135,7 +144,7 @@ async def broker_rate(host: str, port: int, count: int) -> float:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-    return got / seconds
+    return got / seconds, got
 
 
 async def seed(pool: Pool) -> list[tuple[int, float, float]]:
@@ -215,6 +224,28 @@ async def recommend_times(hub: Hub, cases: list[tuple[int, float, float]]) -> li
     return times
 
 
+async def recommend_http_times(hub: Hub, cases: list[tuple[int, float, float]]) -> list[float]:
+    """Seconds per ranking asked over HTTP by a signed-in viewer, one per case."""
+    password = secrets.token_urlsafe(16)
+    await add_user(hub.pool, username="bench", password=password, role="viewer", actor="bench")
+    times = []
+    async with (
+        serve(hub, port=0) as served,
+        aiohttp.ClientSession(served.url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as http,
+    ):
+        login = {"username": "bench", "password": password}
+        async with http.post("/api/v1/auth/login", json=login) as response:
+            response.raise_for_status()
+        for case_id, _, _ in cases:
+            began = time.perf_counter()
+            async with http.get(f"/api/v1/units/recommend?case={case_id}&limit=10") as response:
+                response.raise_for_status()
+                body = await response.json()
+            times.append(time.perf_counter() - began)
+            assert body["units"], "a ranking without units"  # noqa: S101 - a bench's sanity check
+    return times
+
+
 async def knn_times(pool: Pool, cases: list[tuple[int, float, float]]) -> list[float]:
     """Seconds per bare nearest-ten query of the same cases."""
     times = []
@@ -287,13 +318,14 @@ async def main(quick: bool) -> list[Figure]:
     picks = 200 if quick else CASES
     messages = 20_000 if quick else 100_000
     async with broker() as (host, port):
-        base_rate = await broker_rate(host, port, messages)
+        base_rate, base_received = await broker_rate(host, port, messages)
         with tempfile.TemporaryDirectory(prefix="posko-bench-") as tmp:
             async with bench_hub(host, port, Path(tmp)) as hub:
                 cases = (await seed(hub.pool))[:picks]
                 await knn_times(hub.pool, cases[:20])  # warm the cache and the plans
                 knn = await knn_times(hub.pool, cases)
                 ours = await recommend_times(hub, cases)
+                over_http = await recommend_http_times(hub, cases)
 
                 ingestor = parts_of(hub).ingestor
                 before = ingestor.stored
@@ -317,7 +349,28 @@ async def main(quick: bool) -> list[Figure]:
             _percentile(knn, 0.99) * 1000,
             higher_is_better=False,
         ),
+        Figure(
+            "recommend_http_p50_ms",
+            statistics.median(over_http) * 1000,
+            "ms",
+            statistics.median(ours) * 1000,
+            higher_is_better=False,
+        ),
+        Figure(
+            "recommend_http_p99_ms",
+            _percentile(over_http, 0.99) * 1000,
+            "ms",
+            _percentile(ours, 0.99) * 1000,
+            higher_is_better=False,
+        ),
         Figure("positions_mqtt_to_db_per_s", mqtt_rate, "msg/s", base_rate, higher_is_better=True),
+        Figure(
+            "positions_mqtt_stored_fraction",
+            (stored - before) / messages,
+            "of sent",
+            base_received / messages,
+            higher_is_better=True,
+        ),
         Figure("positions_db_write_per_s", write_rate, "rows/s", copy_rate, higher_is_better=True),
     ]
 
