@@ -378,26 +378,49 @@ async def due_copies(conn: Connection, now: datetime, limit: int) -> list[Outbox
     return [_outbox(row) for row in rows]
 
 
-async def mark_timed_out(conn: Connection, copy_id: int) -> None:
-    """No acknowledgement within the channel's timeout."""
-    await conn.execute(
-        "UPDATE dispatch_outbox SET state = 'timed_out', closed_at = now() WHERE id = $1",
+async def mark_timed_out(conn: Connection, copy_id: int, now: datetime) -> bool:
+    """No acknowledgement within the channel's timeout; False when the copy moved on meanwhile.
+
+    The watch picks copies from an unlocked snapshot: a sender may have marked one sent with a
+    fresh deadline (or an acknowledgement closed it) since, and that must stand.
+    """
+    row = await conn.fetchrow(
+        """
+        UPDATE dispatch_outbox SET state = 'timed_out', closed_at = now()
+        WHERE id = $1 AND state IN ('queued', 'sent', 'delivered') AND deadline <= $2
+        RETURNING id
+        """,
         copy_id,
+        now,
     )
+    return row is not None
 
 
-async def resend_unacknowledged(conn: Connection) -> list[OutboxRow]:
+async def resend_unacknowledged(
+    conn: Connection, now: datetime, timeouts: dict[str, float], default: float
+) -> list[OutboxRow]:
     """Queue again every copy that was sent but not acknowledged (after a restart).
 
     An acknowledgement may have been lost while the hub was down; the unit recognises the
-    order id of the second copy and acts once.
+    order id of the second copy and acts once. Each copy gets a new deadline, ``now`` plus its
+    channel's timeout (``default`` for a channel not in ``timeouts``), as when first queued:
+    the time the hub was down does not count against the unit.
     """
     rows = await conn.fetch(
         f"""
-        UPDATE dispatch_outbox SET state = 'queued'
-        WHERE state IN ('sent', 'delivered')
+        UPDATE dispatch_outbox AS o
+        SET state = 'queued',
+            deadline = $1::timestamptz + make_interval(secs => COALESCE(
+                (SELECT t.secs FROM unnest($2::text[], $3::float8[]) AS t (channel, secs)
+                 WHERE t.channel = o.channel),
+                $4::float8))
+        WHERE o.state IN ('sent', 'delivered')
         RETURNING {_OUTBOX}
-        """  # noqa: S608
+        """,  # noqa: S608
+        now,
+        list(timeouts),
+        list(timeouts.values()),
+        default,
     )
     return [_outbox(row) for row in rows]
 

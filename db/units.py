@@ -90,6 +90,19 @@ async def get_unit(conn: Connection, unit_id: str, *, for_update: bool = False) 
     return None if row is None else _unit(row)
 
 
+async def lock_in_order(conn: Connection, unit_ids: Sequence[str]) -> list[str]:
+    """Lock these units' rows in id order (inside a transaction); return the ids that exist.
+
+    Every writer that touches several units takes their locks in the same (id) order, so two
+    such transactions wait for each other instead of deadlocking.
+    """
+    rows = await conn.fetch(
+        "SELECT id FROM units WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE",
+        list(unit_ids),
+    )
+    return [row["id"] for row in rows]
+
+
 async def list_units(
     conn: Connection,
     *,

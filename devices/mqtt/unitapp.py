@@ -104,11 +104,15 @@ class UnitApp:
             body["order"] = order
         await self._publish(self.events_topic, body)
 
-    async def send_text(self, text: str, order: str | None = None) -> None:
-        """Send free text to the command room."""
+    async def send_text(
+        self, text: str, order: str | None = None, message_id: str | None = None
+    ) -> None:
+        """Send free text to the command room; ``message_id`` lets the hub drop a redelivery."""
         body: dict[str, Any] = {"type": "text", "text": text}
         if order is not None:
             body["order"] = order
+        if message_id is not None:
+            body["id"] = message_id
         await self._publish(self.events_topic, body)
 
     async def _on_order(self, client: aiomqtt.Client, payload: Any) -> None:

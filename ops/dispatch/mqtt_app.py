@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, TypeGuard
 
 import asyncpg
 
+from ops.cases.errors import InvalidReport
 from ops.core.errors import AdapterNotReady
 from ops.core.events import ALARM_RAISED, AlarmRaised
 from ops.dispatch.channels import ChannelUnavailable, OrderCopy
@@ -51,7 +52,10 @@ CHANNEL: Final = "mqtt"
 MAX_PAYLOAD: Final = 4096
 MAX_TEXT: Final = 1000
 DEFAULT_INBOUND_QUEUE: Final = 10_000
+#: Sources whose first dropped event is logged at WARNING; past this many, only at DEBUG.
+MAX_LOGGED_SOURCES: Final = 1000
 _ORDER_ID = re.compile(r"^[0-9a-z]{8,32}$")
+_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _UNIT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EVENT_TYPES: Final = ("received", "ack", "status", "text")
 
@@ -99,6 +103,8 @@ class UnitEvent:
     order_id: str | None = None
     status: str | None = None
     text: str | None = None
+    #: The app's own id of the message, so a text redelivered by the broker opens one case.
+    message_id: str | None = None
 
 
 class Malformed(ValueError):  # noqa: N818 - reads as the condition it reports
@@ -165,12 +171,18 @@ def parse_event(unit_id: str, payload: bytes) -> UnitEvent:
         raise Malformed("a text event needs text")
     if isinstance(text, str) and "\x00" in text:
         raise Malformed("text must not contain NUL")
+    message_id = data.get("id")
+    if message_id is not None and not (
+        isinstance(message_id, str) and _MESSAGE_ID.fullmatch(message_id)
+    ):
+        raise Malformed("id must be 1-64 letters, digits, '.', '_', ':' or '-'")
     return UnitEvent(
         unit_id=unit_id,
         kind=str(kind),
         order_id=order,
         status=status if kind == "status" else None,
         text=text.strip()[:MAX_TEXT] if kind == "text" and isinstance(text, str) else None,
+        message_id=message_id,
     )
 
 
@@ -294,15 +306,15 @@ class MqttUnitInbound:
         """One event message: parsed here, handled in order by the worker."""
         unit_id = unit_of(message.topic, self._units_topic, "events")
         if unit_id is None:
-            self._reject("malformed", f"bad topic {message.topic}")
+            self._reject(message.topic, "malformed", "bad topic")
             return
         try:
             event = parse_event(unit_id, message.payload)
         except Malformed as exc:
-            self._reject("malformed", f"{message.topic}: {exc}")
+            self._reject(unit_id, "malformed", str(exc))
             return
         if len(self._queue) >= self._capacity:
-            self._reject("overflow", "event queue full")
+            self._reject(unit_id, "overflow", "event queue full")
             self._bus.publish(
                 ALARM_RAISED,
                 AlarmRaised(self.name, "dispatch.events_overflow", "unit event queue is full"),
@@ -314,6 +326,9 @@ class MqttUnitInbound:
 
     async def run(self, ctx: AdapterContext) -> None:
         """Handle queued events in arrival order; a database error keeps the event queued."""
+        if self._queue:
+            # A previous run failed with events still queued after clearing the flag.
+            self._wake.set()
         ctx.heartbeat()
         while True:
             await self._wake.wait()
@@ -338,20 +353,29 @@ class MqttUnitInbound:
                 )
             elif event.text is not None:
                 await self._service.unit_text(
-                    event.unit_id, event.text, channel=CHANNEL, order_id=event.order_id
+                    event.unit_id,
+                    event.text,
+                    channel=CHANNEL,
+                    order_id=event.order_id,
+                    message_id=event.message_id,
                 )
-        except (OrderNotFound, UnitNotFound, InvalidUnit) as exc:
-            self._reject("refused", f"{event.unit_id} {event.kind}: {exc}")
+        except (OrderNotFound, UnitNotFound, InvalidUnit, InvalidReport) as exc:
+            self._reject(event.unit_id, "refused", f"{event.kind}: {exc}")
         except asyncpg.DataError as exc:
             # The database cannot take this event at all: retrying would stall every later one.
-            self._reject("refused", f"{event.unit_id} {event.kind}: {exc}")
+            self._reject(event.unit_id, "refused", f"{event.kind}: {exc}")
 
-    def _reject(self, reason: str, detail: str) -> None:
+    def _reject(self, source: str, reason: str, detail: str) -> None:
+        """Count a dropped event; log the first of each source (unit id or topic) at WARNING."""
         self.rejected[reason] += 1
-        if reason not in self._logged:
-            self._logged.add(reason)
+        if source not in self._logged and len(self._logged) < MAX_LOGGED_SOURCES:
+            self._logged.add(source)
             _LOGGER.warning(
-                "dropped a unit event (%s): %s; further ones are only counted", reason, detail
+                "dropped a unit event from %s (%s): %s; further ones from %s are only counted",
+                source,
+                reason,
+                detail,
+                source,
             )
         else:
-            _LOGGER.debug("dropped a unit event (%s): %s", reason, detail)
+            _LOGGER.debug("dropped a unit event from %s (%s): %s", source, reason, detail)

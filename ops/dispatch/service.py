@@ -1,9 +1,11 @@
 """Orders to field units: create, acknowledge, deliver, cancel, time out and escalate.
 
 Every change to an order locks the order row first, then writes its assignments, outbox copies,
-unit statuses (with their audit entries) and history in one transaction; bus events go out only
-after the commit. The order's id is the one id every copy carries, so an acknowledgement names
-it, and a repeated acknowledgement finds the assignment already closed and changes nothing.
+unit statuses, audit entries and history in one transaction; bus events go out only after the
+commit. The audit actor is the operator for console actions, ``unit:{id}`` for a unit's own
+acknowledgement and ``hub`` for timeouts, exhaustion and escalation. The order's id is the one
+id every copy carries, so an acknowledgement names it, and a repeated acknowledgement finds the
+assignment already closed and changes nothing.
 """
 
 from __future__ import annotations
@@ -13,12 +15,21 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
+from db import audit
 from db import cases as case_rows
 from db import dispatch as rows
 from db import units as unit_rows
-from ops.core.events import ALARM_RAISED, AlarmRaised, Severity
+from ops.cases.intake import IncomingReport, submit_report
+from ops.cases.model import MAX_SHORT, MAX_TITLE
+from ops.core.events import (
+    ALARM_RAISED,
+    AUDIT_RECORDED,
+    AlarmRaised,
+    AuditRecorded,
+    Severity,
+)
 from ops.dispatch.events import ORDER_CHANGED, OrderChanged
 from ops.units import recommend
 from ops.units.errors import InvalidUnit, UnitError, UnitNotFound
@@ -27,6 +38,7 @@ from ops.units.service import announce, set_status
 if TYPE_CHECKING:
     from db.pool import Connection, Pool
     from ops.core.bus import Bus
+    from ops.core.config import CasesConfig
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -75,6 +87,7 @@ class _Effects:
     units: dict[str, unit_rows.UnitRow] = field(default_factory=dict)
     alarms: list[AlarmRaised] = field(default_factory=list)
     queued: set[str] = field(default_factory=set)
+    audits: list[tuple[int, AuditRecorded]] = field(default_factory=list)
 
 
 def new_order_id() -> str:
@@ -93,9 +106,11 @@ class DispatchService:
         timeouts: dict[str, float],
         auto_escalate: bool,
         stale_after: float,
+        cases: CasesConfig | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.pool = pool
+        self.cases = cases
         self.bus = bus
         self.timeouts = dict(timeouts)
         self.auto_escalate = auto_escalate
@@ -123,8 +138,11 @@ class DispatchService:
         actor: str,
         auto_escalate: bool | None = None,
         override: bool = False,
+        override_reason: str | None = None,
     ) -> OrderDetail:
         """Create one order for the units and queue its first copies; committed on return.
+
+        Audited as ``dispatch.create`` (``dispatch.override`` with ``override``) by ``actor``.
 
         Raises:
             recommend.CaseMissing: no such case.
@@ -152,6 +170,19 @@ class DispatchService:
             await self._event(conn, effects, order, "created", detail=f"by {actor}")
             for unit in units:
                 await self._assign(conn, effects, order, unit, actor=actor)
+            await self._audit(
+                conn,
+                effects,
+                actor=actor,
+                action="dispatch.override" if override else "dispatch.create",
+                order_id=order_id,
+                after={
+                    "case": case_id,
+                    "units": list(unit_ids),
+                    "auto_escalate": order.auto_escalate,
+                    "override_reason": override_reason,
+                },
+            )
         self._announce(effects)
         return await self.detail(order_id)
 
@@ -263,6 +294,14 @@ class DispatchService:
             )
             if changed is not None:
                 effects.units[unit_id] = changed[1]
+            await self._audit(
+                conn,
+                effects,
+                actor=actor,
+                action="dispatch.acknowledge",
+                order_id=order_id,
+                after={"unit": unit_id, "via": channel},
+            )
             await self._settle(conn, effects, order)
         self._announce(effects)
         return True
@@ -310,17 +349,39 @@ class DispatchService:
         return True
 
     async def unit_text(
-        self, unit_id: str, text: str, *, channel: str, order_id: str | None = None
+        self,
+        unit_id: str,
+        text: str,
+        *,
+        channel: str,
+        order_id: str | None = None,
+        message_id: str | None = None,
     ) -> bool:
-        """Free text from a unit becomes a note on the case of its order; False without one."""
+        """Free text from a unit: a note on the case of its order, or else a new case.
+
+        A unit with no order reporting from the field (a landslide it passes, a family asking
+        for help) is a report like any other: it goes through the one intake function, at the
+        unit's last known position. ``message_id`` (the app's id of the message) makes that
+        idempotent. Returns True for a note, False for a new case.
+
+        Raises:
+            UnitNotFound: no such unit (only when a new case would be opened).
+        """
         effects = _Effects()
+        unit: unit_rows.UnitRow | None = None
         async with self.pool.acquire() as conn, conn.transaction():
             if order_id is None:
                 assignment = await rows.open_assignment_of_unit(conn, unit_id)
                 order_id = None if assignment is None else assignment.order_id
             order = None if order_id is None else await rows.get_order(conn, order_id)
             if order is None:
-                return False
+                unit = await unit_rows.get_unit(conn, unit_id)
+        if order is None:
+            if unit is None:
+                raise UnitNotFound(f"no unit {unit_id!r}")
+            await self._report_from_field(unit, text, channel=channel, message_id=message_id)
+            return False
+        async with self.pool.acquire() as conn, conn.transaction():
             await case_rows.add_note(
                 conn, order.case_id, author=f"unit:{unit_id}", body=f"[{channel}] {text}"
             )
@@ -329,6 +390,23 @@ class DispatchService:
             )
         self._announce(effects)
         return True
+
+    async def _report_from_field(
+        self, unit: unit_rows.UnitRow, text: str, *, channel: str, message_id: str | None
+    ) -> None:
+        title = f"{unit.callsign}: {text}"
+        report = IncomingReport(
+            channel="field",
+            category="other",
+            title=title if len(title) <= MAX_TITLE else title[: MAX_TITLE - 1] + "…",
+            description=f"[{channel}] {text}",
+            lat=unit.lat,
+            lon=unit.lon,
+            reporter_name=f"{unit.callsign} ({unit.name})"[:MAX_SHORT],
+            message_id=None if message_id is None else f"unit:{unit.id}:{message_id}",
+        )
+        ref = await submit_report(self.pool, self.bus, report, config=self.cases)
+        _LOGGER.info("text from unit %s without an order opened case %s", unit.id, ref.number)
 
     # -- operators ---------------------------------------------------------------------------
 
@@ -354,6 +432,14 @@ class DispatchService:
                 await self._release(conn, effects, order, assignment.unit_id, actor=actor)
             await rows.set_order_status(conn, order_id, "cancelled")
             await self._event(conn, effects, order, "cancelled", detail=f"by {actor}: {reason}")
+            await self._audit(
+                conn,
+                effects,
+                actor=actor,
+                action="dispatch.cancel",
+                order_id=order_id,
+                after={"reason": reason},
+            )
         self._announce(effects)
         return await self.detail(order_id)
 
@@ -390,7 +476,9 @@ class DispatchService:
         """At start: queue again the copies sent but not acknowledged before a restart."""
         effects = _Effects()
         async with self.pool.acquire() as conn, conn.transaction():
-            copies = await rows.resend_unacknowledged(conn)
+            copies = await rows.resend_unacknowledged(
+                conn, self.clock(), self.timeouts, max(self.timeouts.values())
+            )
             for copy in copies:
                 effects.queued.add(copy.channel)
                 order = await rows.get_order(conn, copy.order_id)
@@ -436,8 +524,11 @@ class DispatchService:
                 for c in await rows.outbox_of(conn, order_id)
                 if c.state in rows.LIVE_STATES and c.deadline <= now
             ]
+            timed_out = 0
             for copy in copies:
-                await rows.mark_timed_out(conn, copy.id)
+                if not await rows.mark_timed_out(conn, copy.id, now):
+                    continue  # sent again with a fresh deadline, or closed, since the snapshot
+                timed_out += 1
                 await self._event(
                     conn,
                     effects,
@@ -447,10 +538,18 @@ class DispatchService:
                     channel=copy.channel,
                     detail=f"no acknowledgement in {self.timeout_of(copy.channel):g} s",
                 )
+                await self._audit(
+                    conn,
+                    effects,
+                    actor="hub",
+                    action="dispatch.timeout",
+                    order_id=order_id,
+                    after={"unit": copy.unit_id, "channel": copy.channel, "step": copy.step},
+                )
                 await self._next_step(conn, effects, order, copy)
             await self._settle(conn, effects, order)
         self._announce(effects)
-        return len(copies)
+        return timed_out
 
     async def _next_step(
         self, conn: Connection, effects: _Effects, order: rows.OrderRow, copy: rows.OutboxRow
@@ -470,6 +569,14 @@ class DispatchService:
             "exhausted",
             unit_id=unit.id,
             detail=f"no acknowledgement on any of {len(unit.channels)} channel(s)",
+        )
+        await self._audit(
+            conn,
+            effects,
+            actor="hub",
+            action="dispatch.exhausted",
+            order_id=order.id,
+            after={"unit": unit.id, "channels": len(unit.channels)},
         )
         await self._release(conn, effects, order, unit.id, actor="hub")
         escalated = None
@@ -527,6 +634,14 @@ class DispatchService:
                     "escalated",
                     unit_id=unit.id,
                     detail=f"next recommended after {failed.unit_id}: {'; '.join(choice.reasons)}",
+                )
+                await self._audit(
+                    conn,
+                    effects,
+                    actor="hub",
+                    action="dispatch.escalate",
+                    order_id=order.id,
+                    after={"unit": unit.id, "after": failed.unit_id},
                 )
                 return unit.id
         await self._event(conn, effects, order, "escalation_failed", detail="no unit available")
@@ -588,11 +703,27 @@ class DispatchService:
             )
         )
 
+    async def _audit(
+        self,
+        conn: Connection,
+        effects: _Effects,
+        *,
+        actor: str,
+        action: str,
+        order_id: str,
+        after: dict[str, Any],
+    ) -> None:
+        target = f"order:{order_id}"
+        entry_id = await audit.append(conn, actor=actor, action=action, target=target, after=after)
+        effects.audits.append((entry_id, AuditRecorded(actor=actor, action=action, target=target)))
+
     def _announce(self, effects: _Effects) -> None:
         for unit in effects.units.values():
             announce(self.bus, unit)
         for change in effects.orders:
             self.bus.publish(ORDER_CHANGED, change, source="dispatch", key=change.order_id)
+        for entry_id, recorded in effects.audits:
+            self.bus.publish(AUDIT_RECORDED, recorded, source="dispatch", key=str(entry_id))
         for alarm in effects.alarms:
             _LOGGER.warning("%s", alarm.message)
             self.bus.publish(ALARM_RAISED, alarm, source="dispatch")

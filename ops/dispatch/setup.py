@@ -57,6 +57,7 @@ async def setup(hub: Hub) -> None:
             "satellite": cfg.satellite_ack_timeout,
         },
         auto_escalate=cfg.auto_escalate,
+        cases=hub.config.cases,
         stale_after=cfg.stale_after,
     )
     ingestor = PositionIngestor(

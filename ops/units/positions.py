@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from db import positions
+from db import units as unit_rows
 from ops.core.events import ALARM_RAISED, AlarmRaised, Severity
 from ops.dispatch.events import UNIT_MOVED, UnitMoved
 from ops.units.model import ID_PATTERN
@@ -159,6 +160,8 @@ class PositionIngestor:
             return 0
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                # Units in id order first, as dispatch locks them: no deadlock between the two.
+                await unit_rows.lock_in_order(conn, sorted({row.unit_id for row in rows}))
                 result = await positions.write_batch(conn, rows)
         except BaseException:
             self._buffer.extendleft(reversed(rows))

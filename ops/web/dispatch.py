@@ -1,7 +1,8 @@
 """Dispatches over HTTP: send units to a case, follow the delivery ladder, acknowledge, cancel.
 
 ``POST /api/v1/dispatches`` answers 201 only after the order and its outbox copies are
-committed, so an accepted dispatch is never lost, whatever happens to the hub next.
+committed, so an accepted dispatch is never lost, whatever happens to the hub next. The service
+writes the audit entries (create, acknowledge, cancel) in the same transaction as the change.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from ops.units import recommend
 from ops.units.errors import UnitNotFound
 from ops.units.model import ID_PATTERN, TEXT_PATTERN
 from ops.users import Role
-from ops.web import auditing
 from ops.web.errors import ApiError, read_json, validation_error
 from ops.web.keys import HUB_KEY
 from ops.web.sessions import current_user
@@ -115,6 +115,7 @@ async def create_dispatch(request: web.Request) -> web.Response:
             actor=user.username,
             auto_escalate=body.auto_escalate,
             override=body.override,
+            override_reason=body.override_reason,
         )
     except recommend.CaseMissing as exc:
         raise ApiError(404, "case_not_found", str(exc), "case") from None
@@ -122,18 +123,6 @@ async def create_dispatch(request: web.Request) -> web.Response:
         raise ApiError(404, "unit_not_found", str(exc), "units" if body.units else "unit") from None
     except DispatchRefused as exc:
         raise ApiError(409, exc.code, exc.message) from None
-    await auditing.record(
-        request,
-        actor=user.username,
-        action="dispatch.create" if not body.override else "dispatch.override",
-        target=f"order:{detail.order.id}",
-        after={
-            "case": body.case,
-            "units": body.unit_ids,
-            "auto_escalate": detail.order.auto_escalate,
-            "override_reason": body.override_reason,
-        },
-    )
     return web.json_response(order_json(detail), status=201)
 
 
@@ -174,14 +163,6 @@ async def acknowledge(request: web.Request) -> web.Response:
         detail = await service.detail(order_id)
     except OrderNotFound as exc:
         raise ApiError(404, "order_not_found", str(exc)) from None
-    if changed:
-        await auditing.record(
-            request,
-            actor=user.username,
-            action="dispatch.acknowledge",
-            target=f"order:{order_id}",
-            after={"unit": body.unit, "via": body.via},
-        )
     return web.json_response({"changed": changed, "order": order_json(detail)})
 
 
@@ -198,13 +179,6 @@ async def cancel(request: web.Request) -> web.Response:
         raise ApiError(404, "order_not_found", str(exc)) from None
     except DispatchRefused as exc:
         raise ApiError(409, exc.code, exc.message) from None
-    await auditing.record(
-        request,
-        actor=user.username,
-        action="dispatch.cancel",
-        target=f"order:{order_id}",
-        after={"reason": body.reason},
-    )
     return web.json_response(order_json(detail))
 
 

@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 
+from db import audit
 from devices.mqtt.unitapp import UnitApp
 from ops.app import Hub
-from ops.core.events import ALARM_RAISED
-from ops.dispatch.setup import parts_of
+from ops.core.events import ALARM_RAISED, AlarmRaised
+from ops.dispatch.setup import add_sender, parts_of
 from ops.users import Role
 from ops.web.app import Served
 from tests.fixtures.hub import ConfigFactory, LoginAs, start_web_hub, unique_name
+from tests.integration.dispatch_support import RecordingRadio
 from tests.integration.units_support import (
     add_case,
     add_unit,
@@ -60,6 +62,22 @@ async def wait_order(
             if body["status"] == status:
                 return dict(body)
             await asyncio.sleep(0.1)
+
+
+async def alarm_for(alarms: Any, order_id: str, within: float = WAIT) -> AlarmRaised:
+    """The first unacknowledged-dispatch alarm about ``order_id`` (others are skipped)."""
+    async with asyncio.timeout(within):
+        while True:
+            alarm: AlarmRaised = (await alarms.get()).payload
+            if alarm.code == "dispatch.unacknowledged" and order_id in alarm.message:
+                return alarm
+
+
+async def audit_of(hub: Hub, order_id: str) -> list[tuple[str, str]]:
+    """(action, actor) of an order's audit entries, oldest first."""
+    async with hub.pool.acquire() as conn:
+        entries = await audit.list_entries(conn, target=f"order:{order_id}")
+    return [(entry.action, entry.actor) for entry in reversed(entries)]
 
 
 async def test_recommendation_ranks_by_distance_kind_skill_and_freshness(
@@ -175,7 +193,7 @@ async def test_no_ack_goes_to_the_next_channel_then_the_next_unit_and_alarms(
     make_hub_config: ConfigFactory,
 ) -> None:
     config = make_hub_config(
-        dispatch={"mqtt_ack_timeout": 0.6, "radio_ack_timeout": 0.4, "watch_interval": 0.1}
+        dispatch={"mqtt_ack_timeout": 2.0, "radio_ack_timeout": 0.4, "watch_interval": 0.1}
     )
     async with start_web_hub(config) as (hub, served):
         await _escalation(hub, served)
@@ -212,9 +230,8 @@ async def _escalation(hub: Hub, served: Served) -> None:
         )
         assert code == 201, order
         done = await wait_order(operator, order["id"], "acknowledged")
-        async with asyncio.timeout(WAIT):
-            alarm = (await alarms.get()).payload
-    assert alarm.code == "dispatch.unacknowledged"
+        alarm = await alarm_for(alarms, order["id"])
+        username = operator.user.username  # type: ignore[union-attr]
     assert sleepy in alarm.message
     assert awake in alarm.message
     first, second = done["assignments"]
@@ -238,6 +255,16 @@ async def _escalation(hub: Hub, served: Served) -> None:
         rows = await conn.fetch("SELECT id, status FROM units WHERE id = ANY($1)", [sleepy, awake])
     statuses = {row["id"]: row["status"] for row in rows}
     assert statuses == {sleepy: "available", awake: "en_route"}
+    # Each step is audited in its own transaction, with who did it: the operator, the hub
+    # (timeouts, exhaustion, escalation) and the unit acknowledging over its app.
+    assert await audit_of(hub, order["id"]) == [
+        ("dispatch.create", username),
+        ("dispatch.timeout", "hub"),
+        ("dispatch.timeout", "hub"),
+        ("dispatch.exhausted", "hub"),
+        ("dispatch.escalate", "hub"),
+        ("dispatch.acknowledge", f"unit:{awake}"),
+    ]
 
 
 async def test_without_auto_escalation_the_supervisor_is_alarmed_and_the_order_fails(
@@ -261,8 +288,7 @@ async def test_without_auto_escalation_the_supervisor_is_alarmed_and_the_order_f
             )
             assert code == 201
             done = await wait_order(operator, order["id"], "failed")
-            async with asyncio.timeout(WAIT):
-                alarm = (await alarms.get()).payload
+            alarm = await alarm_for(alarms, order["id"])
         assert alarm.severity == "critical"
         assert [a["unit"] for a in done["assignments"]] == [unit_id]
         # The unit answers by phone after all: a late acknowledgement still counts.
@@ -403,3 +429,86 @@ async def test_a_fitting_unit_beyond_a_crowd_of_others_is_not_missed(
     assert body["units"][0]["unit"]["id"] == fire
     assert body["units"][0]["distance_km"] == pytest.approx(8.0, abs=0.05)
     assert [item["unit"]["id"] for item in body["units"][1:]] == crowd[:2]
+
+
+async def test_a_copy_moves_to_a_second_working_channel_and_its_ack_closes_the_order(
+    make_hub_config: ConfigFactory,
+) -> None:
+    config = make_hub_config(dispatch={"mqtt_ack_timeout": 0.5, "watch_interval": 0.1})
+    async with start_web_hub(config) as (hub, served):
+        radio = RecordingRadio()
+        add_sender(hub, radio)
+        spot = new_spot()
+        case_id = await add_case(hub, spot)
+        # No app answers on MQTT; the radio takes the copy and the unit answers there.
+        unit_id = await add_unit(
+            hub, at=spot.near(0.5), channels=(("mqtt", "nobody-listens"), ("radio", "YB0RAD"))
+        )
+        async with signed_in(hub, served, Role.OPERATOR) as operator:
+            code, order = await json_of(
+                operator,
+                "POST",
+                "/api/v1/dispatches",
+                json={"case": case_id, "unit": unit_id, "message": "go", "auto_escalate": False},
+            )
+            assert code == 201, order
+            async with asyncio.timeout(WAIT):
+                [copy] = await radio.copies_of(order["id"])
+            assert (copy.order_id, copy.unit_id, copy.address) == (order["id"], unit_id, "YB0RAD")
+            assert copy.channel == "radio"
+            # The radio gateway reports the acknowledgement the way every channel does.
+            service = parts_of(hub).service
+            assert await service.acknowledge(
+                copy.order_id, unit_id, channel="radio", actor=f"unit:{unit_id}"
+            )
+            code, done = await json_of(operator, "GET", f"/api/v1/dispatches/{order['id']}")
+        assert done["status"] == "acknowledged"
+        [assignment] = done["assignments"]
+        assert (assignment["status"], assignment["ack_channel"]) == ("acknowledged", "radio")
+        ladder = [(s["channel"], s["state"]) for s in assignment["ladder"]]
+        assert ladder == [("mqtt", "timed_out"), ("radio", "acknowledged")]
+        assert all(step["closed_at"] is not None for step in assignment["ladder"])
+        assert assignment["ladder"][0]["sent_at"] is not None  # it did go out on MQTT first
+        # The app's late acknowledgement on the first channel changes nothing.
+        before = service.duplicate_acks
+        assert not await service.acknowledge(
+            copy.order_id, unit_id, channel="mqtt", actor=f"unit:{unit_id}"
+        )
+        assert service.duplicate_acks == before + 1
+        async with hub.pool.acquire() as conn:
+            status = await conn.fetchval("SELECT status FROM units WHERE id = $1", unit_id)
+        assert status == "en_route"
+
+
+async def test_text_from_a_unit_without_an_order_opens_one_case_where_it_is(hub: Hub) -> None:
+    """A unit passing a landslide reports it: a case at the unit's last position, through the
+    one intake function; the broker redelivering the message (same id) opens no second."""
+    spot = new_spot()
+    unit_id = await add_unit(hub, kind="volunteer", at=spot.near(0.0))
+    text = f"Longsor menutup jalan desa {unique_name('km')}"
+    async with running(app_for(hub, unit_id)) as app:
+        await app.send_text(text, message_id="m-1")
+        await app.send_text(text, message_id="m-1")  # a redelivery
+        await app.send_text(f"{text} (kedua)", message_id="m-2")
+        # The app's events are handled in order: once the last one made its case, the
+        # redelivery before it has been handled too.
+        async with asyncio.timeout(WAIT):
+            while True:
+                async with hub.pool.acquire() as conn:
+                    rows = await conn.fetch(
+                        """
+                        SELECT channel, category, title, description, lat, lon, reporter_name
+                        FROM cases WHERE description LIKE '%' || $1 || '%' ORDER BY id
+                        """,
+                        text,
+                    )
+                if any("(kedua)" in row["description"] for row in rows):
+                    break
+                await asyncio.sleep(0.1)
+    assert len(rows) == 2  # m-1 once, m-2 once
+    first = rows[0]
+    assert (first["channel"], first["category"]) == ("field", "other")
+    assert first["description"] == f"[mqtt] {text}"
+    assert text in first["title"]
+    assert (first["lat"], first["lon"]) == pytest.approx(spot.near(0.0))
+    assert unit_id.upper() in first["reporter_name"]
