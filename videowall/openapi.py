@@ -206,7 +206,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "requestBody": _body(_ref("WallTile")),
         "responses": {
             "200": _json("The wall after the push.", _ref("Wall")),
-            "404": _not_found("wall or tile"),
+            "404": _not_found("wall, tile, or the case of a case tile (case_not_found)"),
             **_BODY_ERRORS,
         },
     },

@@ -12,6 +12,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from db import cases as case_rows
 from db import sessions as session_rows
 from db import users as user_rows
 from db import walls as wall_rows
@@ -95,6 +96,16 @@ class ScreenExists(WallError):  # noqa: N818 - names the condition
         super().__init__(f"wall {wall!r} already has a screen named {screen!r}", "screen")
 
 
+class CaseNotFound(WallError):  # noqa: N818
+    """A case tile names a case that does not exist."""
+
+    status = 404
+    code = "case_not_found"
+
+    def __init__(self, case_id: int) -> None:
+        super().__init__(f"case_id: there is no case {case_id}", "case_id")
+
+
 def invalid(exc: TileError) -> WallError:
     """A 400 naming the field of a bad tile or layout."""
     return WallError(exc.message, exc.field)
@@ -168,6 +179,8 @@ async def push_tile(
         cells = wall.rows * wall.columns
         if not 0 <= index < cells:
             raise TileNotFound(name, index, cells)
+        if checked["kind"] == "case" and await case_rows.get_case(conn, checked["case_id"]) is None:
+            raise CaseNotFound(checked["case_id"])
         tiles = fit_tiles(wall.tiles, cells)
         replaced = tiles[index]
         tiles[index] = checked

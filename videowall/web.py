@@ -4,9 +4,10 @@ Roles (see ``ops.web.access``): anyone signed in reads; operators and supervisor
 recall presets; supervisors create and delete walls, presets and screens. Every change is
 audited with its actor and published on the bus, so every screen of the wall updates at once.
 
-A wall screen is a device: its live socket (``/api/v1/walls/{name}/live``) is the console's live
-feed plus heartbeats, each reported as ``device.reported`` (kind ``wall_screen``), and an
-``online=False`` report when the socket closes.
+A paired wall screen is a device: its live socket (``/api/v1/walls/{name}/live``) is the
+console's live feed plus heartbeats, each reported as ``device.reported`` (kind ``wall_screen``),
+and an ``online=False`` report when its last open socket closes. A person's view of a wall is
+not a device and reports nothing.
 """
 
 from __future__ import annotations
@@ -61,12 +62,16 @@ ZONE_LABELS: Final = {
     "Asia/Jayapura": "WIT",
 }
 
+#: Open live sockets per wall screen device id: offline only when the last one closes.
+SCREEN_SOCKETS_KEY: Final = web.AppKey("screen_sockets", dict[str, int])
+
 routes = web.RouteTableDef()
 
 
 def setup(app: web.Application) -> None:
     """Add the wall's routes, its assets beside the console's, and the page security hook."""
     app.add_routes(routes)
+    app[SCREEN_SOCKETS_KEY] = {}
     assets = app[pages.ASSETS_KEY]
     assets.update({ASSET_PREFIX + key: path for key, path in pages.find_assets(STATIC_DIR).items()})
     app.on_response_prepare.insert(0, _map_tiles_policy)
@@ -206,7 +211,7 @@ async def list_presets(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/walls/{name}/presets")
 async def save_preset(request: web.Request) -> web.Response:
-    """Save the wall's current layout as a preset (supervisors)."""
+    """Save the wall's current layout as a preset (operators, supervisors)."""
     name = _wall_name(request)
     body = await read_json(request, PresetRequest)
     user = current_user(request)
@@ -433,15 +438,26 @@ class WallScreenClient(live.LiveClient):
         self.wall = wall
         self.screen = screen
         self.device_id = service.screen_username(wall, screen)
+        # Only a paired screen's own account is the screen; a person watching is not a device.
+        self.is_device = user.username == self.device_id
         self._bus = request.app[HUB_KEY].bus
+        self._sockets = request.app[SCREEN_SOCKETS_KEY]
 
     async def run(self) -> None:
-        """Report the screen online, serve it, and report it offline when it goes."""
-        self._report(online=True, figures={"user": self.user.username})
+        """Report the screen online, serve it, and offline when its last socket goes."""
+        if self.is_device:
+            self._sockets[self.device_id] = self._sockets.get(self.device_id, 0) + 1
+            self._report(online=True, figures={"user": self.user.username})
         try:
             await super().run()
         finally:
-            self._report(online=False, figures={})
+            if self.is_device:
+                left = self._sockets.get(self.device_id, 1) - 1
+                if left > 0:
+                    self._sockets[self.device_id] = left
+                else:
+                    self._sockets.pop(self.device_id, None)
+                    self._report(online=False, figures={})
 
     async def _handle(self, text: str) -> None:
         try:
@@ -457,7 +473,8 @@ class WallScreenClient(live.LiveClient):
                     "figures",
                 )
                 return
-            self._report(online=None, figures=figures)
+            if self.is_device:
+                self._report(online=True, figures=figures)
             await self._send({"type": "heartbeat", "device_id": self.device_id})
             return
         await super()._handle(text)

@@ -93,7 +93,7 @@ ROUTE_ROLES: Final[dict[tuple[str, str], Access]] = {
     ("DELETE", "/api/v1/walls/{name}"): SUPERVISOR_ONLY,
     ("PUT", "/api/v1/walls/{name}/tiles/{index}"): WALL_OPERATORS,
     ("GET", "/api/v1/walls/{name}/presets"): ANY_ROLE,
-    ("POST", "/api/v1/walls/{name}/presets"): SUPERVISOR_ONLY,
+    ("POST", "/api/v1/walls/{name}/presets"): WALL_OPERATORS,
     ("DELETE", "/api/v1/walls/{name}/presets/{preset}"): SUPERVISOR_ONLY,
     ("POST", "/api/v1/walls/{name}/presets/{preset}/recall"): WALL_OPERATORS,
     ("GET", "/api/v1/walls/{name}/screens"): SUPERVISOR_ONLY,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from typing import Any
@@ -10,10 +11,11 @@ import pytest
 from playwright.async_api import expect
 
 from ops.app import Hub
+from ops.core.config import Config
 from ops.users import Role
 from ops.web.app import Served
-from tests.e2e.conftest import NewPage, console_user, keep_screenshot, sign_in
-from tests.fixtures.hub import client_of, log_in
+from tests.e2e.conftest import NewPage, console_user, keep_screenshot, run_hub, sign_in
+from tests.fixtures.hub import ConfigFactory, client_of, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.broker]
 
@@ -143,3 +145,151 @@ async def test_shortcuts_are_listed_and_the_console_is_signed_out_cleanly(
     await page.click("#logout")
     await expect(page.locator("#login")).to_be_visible()
     await expect(page.locator("#login-note")).to_be_hidden()
+
+
+OPEN_STATUSES = ["new", "triaged", "assigned", "in_progress", "reopened"]
+
+
+async def _call(
+    served: Served, username: str, password: str, method: str, path: str, *, body: Any = None
+) -> tuple[int, Any]:
+    async with client_of(served) as client:
+        assert (await log_in(client, username, password)).status == 200
+        kwargs = {} if body is None else {"json": body}
+        async with client.request(method, path, **kwargs) as response:
+            raw = await response.read()
+            return response.status, (json.loads(raw) if raw else None)
+
+
+async def test_every_open_case_is_counted_past_the_first_page(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    hub, served = served_hub
+    async with hub.pool.acquire() as conn:
+        await conn.execute(
+            """
+            INSERT INTO cases (channel, category, priority, title, sla_due_at)
+            SELECT 'console', 'fire', 'low', 'Laporan massal ' || n, now() + interval '3 days'
+            FROM generate_series(1, 230) AS n
+            """
+        )
+        open_cases = await conn.fetchval(
+            "SELECT count(*) FROM cases WHERE status = ANY($1::text[])", OPEN_STATUSES
+        )
+    assert open_cases > 200
+    username, password = await console_user(hub, Role.OPERATOR)
+    page = await new_page()
+    await sign_in(page, served, username, password)
+    await expect(page.locator("#kpis .kpi-value").first).to_have_text(str(open_cases))
+    await expect(page.locator("#queue .queue-item")).to_have_count(open_cases)
+    await expect(page.locator("#queue-capped")).to_be_hidden()
+
+
+async def test_the_queue_shows_duplicates_and_clears_a_breach_the_hub_cleared(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    hub, served = served_hub
+    operator = await console_user(hub, Role.OPERATOR)
+    contact = f"0812{secrets.randbelow(10**8):08d}"
+    # Far from the other tests' cases, so the likely duplicate is ours only.
+    spot = {"lat": -2.5 - secrets.randbelow(1000) / 1000, "lon": 140.7}
+    report = {**CASES[1], **spot, "reporter_contact": contact}
+    parent = await create_case(served, *operator, report)
+    child = await create_case(served, *operator, {**report, "title": "Lansia, laporan kedua"})
+    assert child["duplicate_of"] == parent["id"]
+    async with hub.pool.acquire() as conn:
+        await conn.execute("UPDATE cases SET sla_breached_at = now() WHERE id = $1", parent["id"])
+    page = await new_page()
+    await sign_in(page, served, *operator)
+    parent_item = page.locator(f"#queue [data-case='{parent['id']}']")
+    child_item = page.locator(f"#queue [data-case='{child['id']}']")
+    await expect(child_item.locator(".suspected")).to_contain_text(
+        f"Diduga duplikat dari {parent['number']}"
+    )
+    await expect(parent_item.locator(".sla-breached")).to_be_visible()
+
+    # Linked: the parent lists its duplicate, the child says whose it is.
+    status, _ = await _call(
+        served,
+        *operator,
+        "PUT",
+        f"/api/v1/cases/{child['id']}/parent",
+        body={"parent_id": parent["id"]},
+    )
+    assert status == 200
+    await expect(parent_item.locator(".duplicates")).to_contain_text(
+        f"1 duplikat tertaut: {child['number']}"
+    )
+    await expect(child_item.locator(".duplicates")).to_contain_text(parent["number"])
+
+    # Re-prioritised with time left: the hub clears the breach, and so does the queue.
+    status, body = await _call(
+        served, *operator, "PATCH", f"/api/v1/cases/{parent['id']}", body={"priority": "low"}
+    )
+    assert status == 200, body
+    assert body["sla_breached_at"] is None
+    await expect(parent_item.locator(".sla-breached")).to_have_count(0)
+
+
+async def test_a_device_picked_in_the_list_or_on_the_map_shows_its_detail(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    hub, served = served_hub
+    supervisor = await console_user(hub, Role.SUPERVISOR)
+    first, second = (f"sensor-{secrets.token_hex(3)}" for _ in range(2))
+    for device_id, name, lat in (
+        (first, "Pos Pantau Ciliwung", -6.21),
+        (second, "AWS Monas", -6.18),
+    ):
+        status, body = await _call(
+            served,
+            *supervisor,
+            "POST",
+            "/api/v1/devices",
+            body={
+                "id": device_id,
+                "kind": "mqtt_sensor",
+                "name": name,
+                "site": "Jakarta",
+                "lat": lat,
+                "lon": 106.83,
+            },
+        )
+        assert status == 201, body
+    page = await new_page()
+    await sign_in(page, served, *supervisor)
+    detail = page.locator("#device-detail")
+    await expect(detail).to_contain_text("Pilih perangkat")
+    await page.locator(f"#device-panel .device-row[data-device='{first}']").click()
+    await expect(detail.locator(".device-head")).to_contain_text("Pos Pantau Ciliwung")
+    await expect(detail.locator(".device-head .mark")).to_contain_text(re.compile(r"\w"))
+    await expect(detail).to_contain_text("Jakarta")
+    await expect(detail).to_contain_text("Tidak ada alarm aktif.")
+    await expect(detail.locator("a.device-link")).to_have_attribute("href", f"/devices#{first}")
+    # On the map: the device's marker picks it too.
+    # (the two markers sit close together at this zoom: click the one meant, wherever it lies)
+    await page.locator(".pin-device", has_text="AWS Monas").dispatch_event("click")
+    await expect(detail.locator(".device-head")).to_contain_text("AWS Monas")
+    await expect(
+        page.locator(f"#device-panel .device-row[data-device='{second}']")
+    ).to_have_attribute("aria-current", "true")
+
+
+async def test_the_console_reconnects_by_itself_after_the_hub_restarts(
+    make_hub_config: ConfigFactory, new_page: NewPage
+) -> None:
+    config: Config = make_hub_config()
+    async with run_hub(config) as (hub, served):
+        port = served.port
+        operator = await console_user(hub, Role.OPERATOR)
+        page = await new_page()
+        await sign_in(page, served, *operator)
+    await expect(page.locator("#live")).not_to_have_attribute("data-state", "open")
+    await expect(page.locator("#live-text")).to_contain_text(re.compile("terputus|menyambung"))
+    async with run_hub(config, port=port) as (_, served_again):
+        await expect(page.locator("#live")).to_have_attribute("data-state", "open", timeout=30_000)
+        created = await create_case(served_again, *operator, CASES[0])
+        await expect(page.locator(f"#queue [data-case='{created['id']}']")).to_contain_text(
+            created["number"]
+        )
+        await expect(page.locator("#shell")).to_be_visible()

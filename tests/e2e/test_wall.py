@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
+from devices.mqtt.simulator import SimulatedDevice
 from ops.app import Hub
 from ops.core.config import Config
 from ops.users import Role
@@ -21,7 +22,7 @@ from tests.e2e.conftest import (
     sign_in,
 )
 from tests.e2e.test_console import CASES, create_case
-from tests.fixtures.hub import ConfigFactory, client_of, log_in
+from tests.fixtures.hub import ConfigFactory, client_of, log_in, unique_name
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.broker]
 
@@ -277,3 +278,126 @@ async def test_a_paired_screen_signs_in_again_by_itself_when_its_session_ends(
         )
     assert live_sessions == 1
     await expect(_tile(screen, 1)).to_have_attribute("data-kind", "queue")
+
+
+async def test_a_case_tile_of_a_closed_case_says_so_and_priority_counts_stay_legible(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    hub, served = served_hub
+    supervisor = await console_user(hub, Role.SUPERVISOR)
+    operator = await console_user(hub, Role.OPERATOR)
+    wall = _wall_name()
+    await _api(served, *supervisor, "PUT", f"/api/v1/walls/{wall}", body=LAYOUT)
+    created = await create_case(served, *operator, CASES[1])
+    path = f"/api/v1/cases/{created['id']}/transitions"
+    await _api(served, *operator, "POST", path, body={"to": "rejected", "reason": "laporan uji"})
+    await _api(served, *operator, "POST", path, body={"to": "closed"})
+    await create_case(served, *operator, CASES[0])  # an open one for the queue tile
+    screen = await _open_wall(new_page, served, supervisor, wall, "kasus")
+    await _api(
+        served,
+        *operator,
+        "PUT",
+        f"/api/v1/walls/{wall}/tiles/2",
+        body={"kind": "case", "case_id": created["id"]},
+    )
+    tile = _tile(screen, 2)
+    await expect(tile.locator(".case-closed")).to_contain_text(
+        f"KASUS {created['number']} SUDAH DITUTUP (ditutup)"
+    )
+    await expect(tile).to_contain_text(created["title"])
+    await expect(tile).not_to_contain_text("Pilih kasus")
+
+    # The counts by priority are read from across the room: never smaller than the queue rows.
+    await expect(_tile(screen, 1).locator(".board li").first).to_be_visible()
+    sizes = await screen.evaluate(
+        """() => [".tile-body .kpi-split", ".board li"].map(
+            (s) => parseFloat(getComputedStyle(document.querySelector(s)).fontSize))"""
+    )
+    assert sizes[0] >= sizes[1], sizes
+
+
+async def test_an_operator_saves_a_preset_and_pushes_the_layers_the_map_shows(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    hub, served = served_hub
+    supervisor = await console_user(hub, Role.SUPERVISOR)
+    operator = await console_user(hub, Role.OPERATOR)
+    wall = _wall_name()
+    await _api(served, *supervisor, "PUT", f"/api/v1/walls/{wall}", body=LAYOUT)
+    console = await new_page()
+    await sign_in(console, served, *operator)
+    await console.select_option("#wall-select", wall)
+    await expect(console.locator("#wall-select")).to_have_value(wall)
+    await console.fill("#preset-name", "siang")
+    await console.click("#preset-save")
+    await expect(console.locator("#wall-result")).to_contain_text("siang")
+    await expect(console.locator("#preset-select option")).to_have_text(["siang"])
+
+    await console.locator(".tile-choice[data-index='5']").click()
+    await console.click("#push-map")
+    await expect(console.locator("#wall-result")).to_contain_text("Petak 6")
+    pushed = await _api(served, *operator, "GET", f"/api/v1/walls/{wall}")
+    assert pushed["tiles"][5]["layers"] == [
+        "cases",
+        "units",
+        "alerts",
+        "centers",
+        "cameras",
+        "devices",
+    ]
+    # A layer switched off on the console map stays off on the wall.
+    await console.locator(".leaflet-control-layers").hover()
+    await (
+        console.locator(".leaflet-control-layers-overlays label", has_text="Unit")
+        .locator("input")
+        .uncheck()
+    )
+    await console.click("#push-map")
+    await expect(console.locator("#wall-result")).to_contain_text("Petak 6")
+    pushed = await _api(served, *operator, "GET", f"/api/v1/walls/{wall}")
+    assert "units" not in pushed["tiles"][5]["layers"]
+    assert "devices" in pushed["tiles"][5]["layers"]
+
+
+async def test_open_device_alarms_reach_the_console_and_the_wall_and_escalations_are_loud(
+    device_hub_config: ConfigFactory, new_page: NewPage
+) -> None:
+    config = device_hub_config(
+        devices={"hysteresis": 0.2, "sample_every": 0.0, "escalate_after": 1.0}
+    )
+    async with run_hub(config) as (hub, served):
+        supervisor = await console_user(hub, Role.SUPERVISOR)
+        wall = _wall_name()
+        layout = {"rows": 1, "columns": 2, "tiles": [{"kind": "kpis"}, {"kind": "devices"}]}
+        await _api(served, *supervisor, "PUT", f"/api/v1/walls/{wall}", body=layout)
+        host, port = hub.config.mqtt.host_port
+        device = SimulatedDevice(
+            host,
+            port,
+            hub.config.mqtt.prefix,
+            unique_name("sensor"),
+            interval=None,
+            config={"kind": "mqtt_sensor", "name": "Pos Pantau Kali Angke", "site": "Jakarta"},
+        )
+        await device.start()
+        await device.send_telemetry({"battery_pct": 80, "rssi_dbm": -60})
+        console = await new_page()
+        await sign_in(console, served, *supervisor)
+        screen = await _open_wall(new_page, served, supervisor, wall, "alarm")
+        await expect(console.locator("#device-panel")).to_contain_text("Pos Pantau Kali Angke")
+
+        await device.crash()
+        alarm = console.locator("#alarm-panel li", has_text="Pos Pantau Kali Angke")
+        await expect(alarm).to_contain_text("offline")
+        # Nobody acknowledged it in time: the supervisor is told, loudly.
+        await expect(alarm.locator(".escalated")).to_contain_text("Diteruskan ke supervisor")
+        await expect(console.locator("#alarm-escalated")).to_be_visible()
+        await expect(console.locator("#notifications li.urgent").first).to_contain_text(
+            "diteruskan ke supervisor"
+        )
+        figure = _tile(screen, 0).locator(".kpi", has_text="Alarm aktif").locator(".kpi-value")
+        await expect(figure).to_have_text(re.compile(r"^[1-9]\d*$"))
+        await alarm.locator("button.alarm-ack").click()
+        await expect(alarm).to_contain_text(f"Diakui oleh {supervisor[0]}")
+        await expect(console.locator("#alarm-result")).to_contain_text("✓")

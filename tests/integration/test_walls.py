@@ -91,11 +91,26 @@ async def test_an_operator_pushes_a_case_and_a_map_view_and_the_bus_carries_it(
     changes = hub.bus.subscribe([WALL_CHANGED], maxsize=16, name="test-walls")
     _drain(changes)  # the current layouts, replayed because the topic keeps state
     try:
+        status, case = await _call(
+            operator,
+            "POST",
+            "/api/v1/cases",
+            {"title": "Pohon tumbang", "category": "disaster", "channel": "api"},
+        )
+        assert status == 201, case
+        status, body = await _call(
+            operator, "PUT", f"/api/v1/walls/{name}/tiles/2", {"kind": "case", "case_id": 999999999}
+        )
+        assert (status, body["error"]["code"]) == (404, "case_not_found"), body
+        assert body["error"]["field"] == "case_id"
         status, wall = await _call(
-            operator, "PUT", f"/api/v1/walls/{name}/tiles/2", {"kind": "case", "case_id": 42}
+            operator,
+            "PUT",
+            f"/api/v1/walls/{name}/tiles/2",
+            {"kind": "case", "case_id": case["id"]},
         )
         assert status == 200, wall
-        assert wall["tiles"][2] == {"kind": "case", "case_id": 42, "title": ""}
+        assert wall["tiles"][2] == {"kind": "case", "case_id": case["id"], "title": ""}
         view = {"kind": "map", "lat": -6.2, "lon": 106.8, "zoom": 12, "title": "Jakarta"}
         status, wall = await _call(operator, "PUT", f"/api/v1/walls/{name}/tiles/3", view)
         assert status == 200, wall
@@ -119,14 +134,20 @@ async def test_an_operator_pushes_a_case_and_a_map_view_and_the_bus_carries_it(
 
 
 async def test_a_pushed_tile_reaches_a_wall_screen_over_its_live_socket(
-    hub: Hub, login_as: LoginAs
+    hub: Hub, login_as: LoginAs, web_client: WebClient
 ) -> None:
     supervisor = await login_as(Role.SUPERVISOR)
     viewer = await login_as(Role.VIEWER)
     name = await _make_wall(supervisor)
     reports = hub.bus.subscribe([DEVICE_REPORTED], maxsize=64, name="test-screens")
     try:
-        async with viewer.ws_connect(f"/api/v1/walls/{name}/live?screen=left") as ws:
+        # A person watching the wall is not a device: nothing is reported for "main".
+        async with viewer.ws_connect(f"/api/v1/walls/{name}/live") as ws:
+            assert (await ws.receive_json(timeout=RECEIVE_TIMEOUT))["type"] == "hello"
+            await ws.send_json({"type": "heartbeat", "figures": {"version": 1}})
+            await _next(ws, "heartbeat")
+        screen = await _paired_screen(supervisor, web_client, name, "left")
+        async with screen.ws_connect(f"/api/v1/walls/{name}/live?screen=left") as ws:
             assert (await ws.receive_json(timeout=RECEIVE_TIMEOUT))["type"] == "hello"
             status, _ = await _call(
                 supervisor, "PUT", f"/api/v1/walls/{name}/tiles/1", {"kind": "alerts"}
@@ -141,12 +162,76 @@ async def test_a_pushed_tile_reaches_a_wall_screen_over_its_live_socket(
             error = await _next(ws, "error")
             assert error["error"]["field"] == "figures"
         seen = await _reports_for(reports, f"wall:{name}:left", count=3)
+        assert not _pending_reports_for(reports, f"wall:{name}:main")
     finally:
         reports.close()
-    assert [r.online for r in seen] == [True, None, False]
+    assert [r.online for r in seen] == [True, True, False]
     assert seen[0].kind == "wall_screen"
     assert seen[1].figures == {"version": 3, "fps": 59.5}
     assert seen[0].site == name
+    async with hub.pool.acquire() as conn:
+        person = await conn.fetchval(
+            "SELECT count(*) FROM devices WHERE id = $1", f"wall:{name}:main"
+        )
+    assert person == 0
+
+
+async def test_a_screen_with_two_sockets_stays_online_until_the_last_closes(
+    hub: Hub, login_as: LoginAs, web_client: WebClient
+) -> None:
+    supervisor = await login_as(Role.SUPERVISOR)
+    name = await _make_wall(supervisor)
+    device_id = f"wall:{name}:dup"
+    screen = await _paired_screen(supervisor, web_client, name, "dup")
+    reports = hub.bus.subscribe([DEVICE_REPORTED], maxsize=64, name="test-dup-screens")
+    path = f"/api/v1/walls/{name}/live?screen=dup"
+    try:
+        first = await screen.ws_connect(path)
+        assert (await first.receive_json(timeout=RECEIVE_TIMEOUT))["type"] == "hello"
+        async with screen.ws_connect(path) as second:
+            assert (await second.receive_json(timeout=RECEIVE_TIMEOUT))["type"] == "hello"
+            await first.close()
+            await second.send_json({"type": "heartbeat", "figures": {"tiles": 4}})
+            await _next(second, "heartbeat")
+            assert await _device_state(supervisor, device_id, "online") == "online"
+            seen = await _reports_for(reports, device_id, count=3)
+            assert [r.online for r in seen] == [True, True, True]
+        (last,) = await _reports_for(reports, device_id, count=1)
+    finally:
+        reports.close()
+    assert last.online is False
+
+
+async def _paired_screen(
+    supervisor: WebClient, screen: WebClient, name: str, screen_name: str
+) -> WebClient:
+    status, paired = await _call(
+        supervisor, "POST", f"/api/v1/walls/{name}/screens", {"screen": screen_name}
+    )
+    assert status == 201, paired
+    path = f"/api/v1/walls/{name}/screens/{screen_name}/session"
+    status, body = await _call(screen, "POST", path, {"token": paired["token"]})
+    assert status == 200, body
+    return screen
+
+
+async def _device_state(client: WebClient, device_id: str, want: str) -> Any:
+    state = None
+    async with asyncio.timeout(RECEIVE_TIMEOUT):
+        while state != want:
+            status, body = await _call(client, "GET", f"/api/v1/devices/{device_id}")
+            state = body.get("state") if status == 200 else status
+            if state != want:
+                await asyncio.sleep(0.1)
+    return state
+
+
+def _pending_reports_for(subscription: Any, device_id: str) -> list[Any]:
+    seen = []
+    while (envelope := subscription.get_nowait()) is not None:
+        if envelope.payload.device_id == device_id:
+            seen.append(envelope.payload)
+    return seen
 
 
 async def test_presets_are_saved_and_recalled(hub: Hub, login_as: LoginAs) -> None:
@@ -159,9 +244,13 @@ async def test_presets_are_saved_and_recalled(hub: Hub, login_as: LoginAs) -> No
     assert status == 201, preset
     assert [t["kind"] for t in preset["tiles"]] == ["queue", "kpis", "empty", "empty"]
     await _call(operator, "PUT", f"/api/v1/walls/{name}/tiles/0", {"kind": "devices"})
-    # Operators recall but do not save presets.
+    # Operators save and recall presets; only supervisors delete them.
     status, body = await _call(operator, "POST", f"/api/v1/walls/{name}/presets", {"name": "x"})
+    assert status == 201, body
+    assert body["created_by"] == operator.user.username if operator.user else False
+    status, _ = await _call(operator, "DELETE", f"/api/v1/walls/{name}/presets/x")
     assert status == 403
+    assert (await _call(supervisor, "DELETE", f"/api/v1/walls/{name}/presets/x"))[0] == 204
     changes = hub.bus.subscribe([WALL_CHANGED], maxsize=16, name="test-recall")
     _drain(changes)
     try:

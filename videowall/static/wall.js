@@ -7,7 +7,7 @@ import { addStrings, applyTranslations, setLang, t } from "/static/js/i18n.js";
 import { LiveFeed } from "/static/js/live.js";
 import { OpsMap } from "/static/js/map.js";
 import { alertList, caseSummary, deviceList, kpiBlock, unitList } from "/static/js/panels.js";
-import { Store } from "/static/js/store.js";
+import { isOpen, Store } from "/static/js/store.js";
 import { ago, formatTime, setZone, zoneLabel } from "/static/js/time.js";
 import { el, priorityBadge, throttled } from "/static/js/ui.js";
 
@@ -22,6 +22,9 @@ addStrings("id", {
   "screen.no_cameras": "Tidak ada kamera terdaftar di dekatnya.",
   "screen.no_signal": "TIDAK ADA GAMBAR",
   "screen.from_case": "{distance} dari {number}",
+  "screen.case_closed": "KASUS {number} SUDAH DITUTUP ({status})",
+  "screen.case_missing": "Kasus #{id} tidak ditemukan di hub ini.",
+  "screen.case_loading": "Memuat kasus #{id}…",
 });
 addStrings("en", {
   "screen.connected": "CONNECTED",
@@ -34,6 +37,9 @@ addStrings("en", {
   "screen.no_cameras": "No registered camera nearby.",
   "screen.no_signal": "NO PICTURE",
   "screen.from_case": "{distance} from {number}",
+  "screen.case_closed": "CASE {number} IS CLOSED ({status})",
+  "screen.case_missing": "Case #{id} was not found on this hub.",
+  "screen.case_loading": "Loading case #{id}…",
 });
 
 const $ = (selector) => document.querySelector(selector);
@@ -293,7 +299,7 @@ const refreshData = throttled(() => {
     const { tile, body } = cell;
     switch (tile.kind) {
       case "case":
-        body.replaceChildren(caseSummary(store.cases.get(String(tile.case_id)) ?? null, store));
+        caseTile(cell);
         break;
       case "queue":
         body.replaceChildren(queueBoard());
@@ -330,6 +336,44 @@ const refreshData = throttled(() => {
     }
   }
 });
+
+/** One case: from the live store while open, else as the hub has it (closed), or "not found". */
+function caseTile(cell) {
+  const id = String(cell.tile.case_id);
+  const item = store.cases.get(id) ?? cell.fetched ?? null;
+  if (item) {
+    const closed = isOpen(item)
+      ? null
+      : el("p", { className: "case-closed" }, el("span", { "aria-hidden": "true" }, "■ "), t("screen.case_closed", { number: item.number, status: t(`status.${item.status}`) }));
+    cell.body.replaceChildren(closed ?? "", caseSummary(item, store));
+    return;
+  }
+  if (cell.missing) {
+    cell.body.replaceChildren(el("p", { className: "case-missing" }, el("span", { "aria-hidden": "true" }, "✕ "), t("screen.case_missing", { id })));
+    return;
+  }
+  cell.body.replaceChildren(el("p", { className: "muted" }, t("screen.case_loading", { id })));
+  if (cell.fetching) return;
+  cell.fetching = true;
+  api.api("GET", `/api/v1/cases/${encodeURIComponent(id)}`).then(
+    (body) => {
+      const { history, notes, duplicates, ...rest } = body;
+      cell.fetched = rest;
+      refreshData();
+    },
+    (error) => {
+      if (error.status === 404) {
+        cell.missing = true;
+        refreshData();
+      } else {
+        setTimeout(() => {
+          cell.fetching = false;
+          refreshData();
+        }, 5000); // the hub is away: ask again
+      }
+    },
+  );
+}
 
 function queueBoard() {
   const items = store.openCases().slice(0, QUEUE_ROWS);
@@ -433,6 +477,7 @@ function start() {
   tickClock();
   setInterval(tickClock, 1000);
   setInterval(refreshData, 30000); // ages and SLA clocks move on their own
+  store.addEventListener("change", refreshData); // e.g. a case as the hub has it, fetched after its event
   boot();
 }
 

@@ -5,9 +5,9 @@ import * as api from "./api.js";
 import { EventStrip } from "./events.js";
 import { addStrings, applyTranslations, lang, onLangChange, setLang, t } from "./i18n.js";
 import { LiveFeed } from "./live.js";
-import { OpsMap } from "./map.js";
+import { LAYERS, OpsMap } from "./map.js";
 import { Notifications } from "./notify.js";
-import { alertList, caseSummary, deviceList, kpiBlock, unitList } from "./panels.js";
+import { alarmList, alertList, caseSummary, deviceList, kpiBlock, unitList } from "./panels.js";
 import { Queue } from "./queue.js";
 import { StatusPanel } from "./status.js";
 import { Store } from "./store.js";
@@ -23,7 +23,7 @@ const USER_KEY = "posko.username";
 const status = new StatusPanel($("#shell"));
 const events = new EventStrip($("#events"), $("#events-empty"));
 const store = new Store();
-const notifications = new Notifications($("#notifications"));
+const notifications = new Notifications($("#notifications"), () => session?.user.role);
 const subscribers = new Set(); // [prefix, handler] of panel modules
 const mounted = new Map(); // panel name -> what its mount() returned
 let settings = null;
@@ -33,6 +33,8 @@ let queue = null;
 let walls = null;
 let selectedCase = null;
 let selectedCamera = null;
+let selectedDevice = null;
+let alarmMessage = null; // [tone, text] of the last acknowledgement
 let liveState = "closed";
 let needsSnapshot = false;
 let clockTimer = null;
@@ -62,6 +64,7 @@ const feed = new LiveFeed({
 // -- the context panel modules get ------------------------------------------------------------
 
 const caseListeners = new Set();
+const deviceListeners = new Set();
 const context = {
   api,
   store,
@@ -81,6 +84,12 @@ const context = {
     onCase(handler) {
       caseListeners.add(handler);
       return () => caseListeners.delete(handler);
+    },
+    device: () => selectedDevice,
+    selectDevice: (id) => selectDevice(id),
+    onDevice(handler) {
+      deviceListeners.add(handler);
+      return () => deviceListeners.delete(handler);
     },
   },
   map: {
@@ -150,10 +159,48 @@ const renderPanels = throttled(() => {
   if (!mounted.has("cases")) $("#case-panel").replaceChildren(caseSummary(store.cases.get(selectedCase), store));
   $("#kpis").replaceChildren(...kpiBlock(store));
   if (!mounted.has("units")) $("#unit-panel").replaceChildren(unitList(store));
-  if (!mounted.has("devices")) $("#device-panel").replaceChildren(deviceList(store));
+  if (!mounted.has("devices")) $("#device-panel").replaceChildren(deviceList(store, 50, { onSelect: selectDevice, selected: selectedDevice }));
   $("#alert-panel").replaceChildren(alertList(store));
+  renderAlarms();
 });
 store.addEventListener("change", renderPanels);
+
+const ALARM_KEEPERS = new Set(["technician", "supervisor"]);
+
+function renderAlarms() {
+  const role = session?.user.role;
+  const keep = ALARM_KEEPERS.has(role);
+  const focused = document.activeElement?.closest?.("#alarm-panel [data-alarm]")?.dataset.alarm;
+  $("#alarm-panel").replaceChildren(alarmList(store, { canAck: keep, onAck: acknowledgeAlarm }));
+  if (focused) $(`#alarm-panel .alarm-ack[data-alarm="${focused}"]`)?.focus();
+  const escalated = store.kpis().alarmsEscalated;
+  const banner = $("#alarm-escalated");
+  banner.hidden = !(role === "supervisor" && escalated > 0);
+  banner.textContent = banner.hidden ? "" : `⬆ ${escalated} · ${t("alarms.escalated")}`;
+  const result = $("#alarm-result");
+  result.hidden = !alarmMessage;
+  result.dataset.tone = alarmMessage?.[0] ?? "";
+  result.textContent = alarmMessage?.[1] ?? "";
+}
+
+async function acknowledgeAlarm(alarm) {
+  try {
+    const row = await api.api("POST", `/api/v1/alarms/${encodeURIComponent(alarm.id)}/ack`);
+    store.alarms.set(String(row.id), { ...store.alarms.get(String(row.id)), ...row });
+    alarmMessage = ["ok", `✓ ${t("alarms.acked", { name: row.acknowledged_by })}`];
+    store.changed("alarm.acknowledged", row);
+  } catch (error) {
+    if (error.status === 401) return;
+    alarmMessage = ["bad", `✕ ${t("alarms.ack_failed", { message: error.message })}`];
+    renderPanels();
+  }
+}
+
+function selectDevice(id) {
+  selectedDevice = id === null ? null : String(id);
+  for (const handler of deviceListeners) handler(selectedDevice);
+  renderPanels();
+}
 
 function selectCase(id) {
   selectedCase = id === null ? null : String(id);
@@ -219,7 +266,8 @@ async function showShell(current) {
     map = new OpsMap($("#map"), store, settings, {
       onSelect: (kind, item) => {
         if (kind === "case") selectCase(item.id);
-        else if (kind === "cameras") selectedCamera = item;
+        if (kind === "cameras") selectedCamera = item;
+        if (kind === "cameras" || kind === "devices") selectDevice(item.id);
       },
     });
   }
@@ -231,6 +279,8 @@ async function showShell(current) {
     },
     selectedCase: () => store.cases.get(selectedCase) ?? null,
     mapView: () => map.view(),
+    // The layers the console map shows now (the layer control may have changed them).
+    mapLayers: () => LAYERS.filter((name) => map.map.hasLayer(map.groups[name])),
     selectedCamera: () => selectedCamera,
   });
   await mountPanels();

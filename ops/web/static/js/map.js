@@ -5,6 +5,7 @@
 import * as L from "../vendor/leaflet/leaflet-src.esm.js";
 import { t } from "./i18n.js";
 import { ago } from "./time.js";
+import { isStale } from "./store.js";
 import { deviceShape, priorityShape } from "./ui.js";
 
 export const LAYERS = ["cases", "units", "alerts", "centers", "cameras", "devices"];

@@ -8,8 +8,10 @@ import { el, priorityShape } from "./ui.js";
 const MAX = 30;
 
 export class Notifications {
-  constructor(list) {
+  /** @param {() => string | undefined} role  the signed-in person's role */
+  constructor(list, role = () => undefined) {
     this.list = list;
+    this.role = role;
   }
 
   /** Look at one live event (after the store applied it) and announce what matters. */
@@ -22,6 +24,14 @@ export class Notifications {
       this.add(message.time, "bad", "⚠", t("notify.breach", { number: payload.number, title: payload.title }));
     } else if (topic === "device.health" && payload.state !== payload.previous && payload.state !== "online") {
       this.add(message.time, payload.state === "offline" ? "bad" : "warn", payload.state === "offline" ? "✕" : "◐", t("notify.device", { name: payload.name ?? payload.device_id, state: t(`device.${payload.state}`) }));
+    } else if (topic === "device.alarm" && payload.action === "escalated") {
+      // Escalations are for the supervisor: loud for them, a plain line for everyone else.
+      const item = this.add(message.time, "bad", "⬆", t("notify.escalated", { message: payload.message }));
+      item.dataset.escalated = String(payload.id);
+      if (this.role() === "supervisor") {
+        item.classList.add("urgent");
+        item.setAttribute("role", "alert");
+      }
     } else if (topic === "hub.alarm.raised" || topic === "device.alarm") {
       if (topic === "device.alarm" && payload.action !== "raised") return;
       this.add(message.time, payload.severity === "critical" ? "bad" : "warn", "!", t("notify.alarm", { message: payload.message }));
@@ -38,6 +48,7 @@ export class Notifications {
     );
     this.list.prepend(item);
     while (this.list.childElementCount > MAX) this.list.lastElementChild.remove();
+    return item;
   }
 
   clear() {

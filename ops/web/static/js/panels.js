@@ -48,6 +48,12 @@ export function kpiBlock(store) {
     figure("kpi.breaches", k.breaches, null, k.breaches ? "bad" : null),
     figure("kpi.units", k.unitsAvailable),
     figure("kpi.offline", k.devicesOffline, null, k.devicesOffline ? "bad" : null),
+    figure(
+      "kpi.alarms",
+      k.alarms,
+      k.alarmsEscalated ? el("span", { className: "kpi-note" }, el("span", { "aria-hidden": "true" }, "⬆ "), `${k.alarmsEscalated} · ${t("alarms.escalated")}`) : null,
+      k.alarms ? "bad" : null,
+    ),
   ];
 }
 
@@ -73,7 +79,11 @@ export function unitList(store, limit = 50) {
 
 const STATE_ORDER = { offline: 0, degraded: 1, unknown: 2, online: 3 };
 
-export function deviceList(store, limit = 50) {
+/**
+ * Device health, worst first. With options.onSelect each row is a button picking that device
+ * (options.selected marks the chosen one).
+ */
+export function deviceList(store, limit = 50, options = {}) {
   if (!store.available.devices && !store.devices.size) return el("p", { className: "muted" }, t("devices.unavailable"));
   const devices = [...store.devices.values()].sort(
     (a, b) => (STATE_ORDER[a.state] ?? 2) - (STATE_ORDER[b.state] ?? 2) || String(a.id).localeCompare(String(b.id)),
@@ -82,9 +92,51 @@ export function deviceList(store, limit = 50) {
   return el(
     "ul",
     { className: "rows" },
-    devices.slice(0, limit).map((device) =>
-      el("li", { dataset: { state: device.state ?? "unknown" } }, deviceBadge(device.state), " ", el("strong", {}, device.name ?? device.id), el("span", { className: "muted" }, ` · ${device.kind}`)),
-    ),
+    devices.slice(0, limit).map((device) => {
+      const content = [deviceBadge(device.state), " ", el("strong", {}, device.name ?? device.id), el("span", { className: "muted" }, ` · ${device.kind}`)];
+      if (!options.onSelect) return el("li", { dataset: { state: device.state ?? "unknown" } }, content);
+      const button = el(
+        "button",
+        { type: "button", className: "device-row", dataset: { device: String(device.id) }, "aria-current": String(String(device.id) === options.selected) },
+        content,
+      );
+      button.addEventListener("click", () => options.onSelect(String(device.id)));
+      return el("li", { dataset: { state: device.state ?? "unknown" } }, button);
+    }),
+  );
+}
+
+/**
+ * Active device alarms, escalated first. options.canAck shows an Acknowledge button on the ones
+ * nobody acknowledged yet; options.onAck(alarm) is called by it. options.deviceId filters.
+ */
+export function alarmList(store, options = {}) {
+  if (!store.available.alarms && !store.alarms.size) return el("p", { className: "muted" }, t("alarms.unavailable"));
+  const alarms = store.openAlarms().filter((alarm) => options.deviceId == null || String(alarm.device_id) === options.deviceId);
+  if (!alarms.length) return el("p", { className: "muted" }, t(options.deviceId == null ? "alarms.empty" : "device.no_alarms"));
+  return el(
+    "ul",
+    { className: "rows alarms" },
+    alarms.slice(0, options.limit ?? 30).map((alarm) => {
+      const escalated = Boolean(alarm.escalated_at || alarm.escalated);
+      const device = store.devices.get(String(alarm.device_id));
+      let ack = null;
+      if (alarm.acknowledged_by) ack = el("span", { className: "muted" }, ` · ✓ ${t("alarms.acked", { name: alarm.acknowledged_by })}`);
+      else if (options.canAck) {
+        ack = el("button", { type: "button", className: "alarm-ack", dataset: { alarm: String(alarm.id) } }, t("alarms.ack"));
+        ack.addEventListener("click", () => options.onAck?.(alarm));
+      }
+      return el(
+        "li",
+        { dataset: { alarm: String(alarm.id), severity: alarm.severity ?? "", escalated: String(escalated) } },
+        el("span", { "aria-hidden": "true" }, alarm.severity === "critical" ? "✕ " : "! "),
+        el("strong", {}, device?.name ?? alarm.device_id),
+        ` · ${alarm.message ?? alarm.code}`,
+        alarm.times > 1 ? el("span", { className: "muted" }, ` · ${t("alarms.times", { count: alarm.times })}`) : null,
+        escalated ? el("span", { className: "escalated" }, el("span", { "aria-hidden": "true" }, " ⬆ "), t("alarms.escalated")) : null,
+        ack,
+      );
+    }),
   );
 }
 

@@ -12,6 +12,8 @@ export class Queue {
     this.store = store;
     this.onSelect = onSelect;
     this.selected = null;
+    this.notice = el("p", { id: "queue-capped", className: "notice", role: "status", hidden: true });
+    empty.after(this.notice);
     filter.addEventListener("input", () => this.render());
     list.addEventListener("click", (event) => {
       const item = event.target.closest("[data-case]");
@@ -46,7 +48,27 @@ export class Queue {
     }
   }
 
+  /** A parent's linked duplicates, or what this case duplicates (linked or suspected). */
+  duplicates(item) {
+    const numberOf = (id) => this.store.cases.get(String(id))?.number ?? `#${id}`;
+    const children = this.store.childrenOf(item.id);
+    const count = Math.max(Number(item.children) || 0, children.length);
+    if (count > 0) {
+      const numbers = children.map((child) => child.number).join(", ") || "—";
+      return el("span", { className: "duplicates", dataset: { children: String(count) } }, el("span", { "aria-hidden": "true" }, "⧉ "), t("queue.children", { count, numbers }));
+    }
+    if (item.parent_id != null) {
+      return el("span", { className: "duplicates", dataset: { parent: String(item.parent_id) } }, el("span", { "aria-hidden": "true" }, "⧉ "), t("queue.linked", { number: numberOf(item.parent_id) }));
+    }
+    if (item.duplicate_of != null) {
+      return el("span", { className: "suspected", dataset: { suspected: String(item.duplicate_of) } }, el("span", { "aria-hidden": "true" }, "≈ "), t("queue.suspected", { number: numberOf(item.duplicate_of) }));
+    }
+    return null;
+  }
+
   render() {
+    this.notice.hidden = !this.store.casesCapped;
+    this.notice.textContent = this.store.casesCapped ? t("queue.capped", { count: this.store.cases.size }) : "";
     const items = this.visible();
     this.list.replaceChildren(
       ...items.map((item) => {
@@ -71,6 +93,7 @@ export class Queue {
               el("time", { dateTime: item.created_at, title: formatTime(item.created_at) }, ago(item.created_at)),
             ),
             breached ? el("span", { className: "sla-breached" }, el("span", { "aria-hidden": "true" }, "⚠ "), t("case.breached")) : null,
+            this.duplicates(item),
           ),
         );
       }),

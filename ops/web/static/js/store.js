@@ -2,8 +2,10 @@
 //
 // Sources are feature-detected: a list route another part of the hub does not serve (yet) leaves
 // its layer empty and marked "no data source", never filled with made-up data.
-//   cases    GET /api/v1/cases?status=open  + case.opened / case.changed / case.sla_breached
+//   cases    GET /api/v1/cases?status=open (every page) + case.opened / case.changed /
+//            case.sla_breached, each followed by the case as the hub has it (duplicates, breach)
 //   devices  GET /api/v1/devices  + device.health (state, wall screens included)
+//   alarms   GET /api/v1/alarms?status=active  + device.alarm
 //   units    GET /api/v1/units    + unit.* events carrying an id
 //   alerts   GET /api/v1/alerts   + alert.* events carrying an id
 //   centers  GET /api/v1/centers
@@ -13,8 +15,12 @@ import * as api from "./api.js";
 export const PRIORITIES = ["critical", "high", "medium", "low"];
 export const OPEN_STATUSES = new Set(["new", "triaged", "assigned", "in_progress", "reopened"]);
 const CASE_TOPICS = new Set(["case.opened", "case.changed", "case.sla_breached"]);
+/** Cases fetched per page, and at most in all (beyond it the queue says it is incomplete). */
+const CASE_PAGE = 200;
+export const MAX_OPEN_CASES = 5000;
 const SOURCES = {
-  cases: "/api/v1/cases?status=open&limit=200",
+  cases: (store) => store.loadOpenCases(),
+  alarms: "/api/v1/alarms?status=active&limit=1000",
   devices: "/api/v1/devices",
   units: "/api/v1/units",
   alerts: "/api/v1/alerts",
@@ -73,9 +79,12 @@ export class Store extends EventTarget {
     this.units = new Map();
     this.alerts = new Map();
     this.centers = new Map();
+    this.alarms = new Map();
     this.fetching = new Set();
+    this.caseFetches = new Map(); // case id -> true when another fetch is wanted after this one
+    this.casesCapped = false;
     // name -> true (served), false (absent on this hub), null (not asked yet)
-    this.available = { cases: null, devices: null, units: null, alerts: null, centers: null };
+    this.available = { cases: null, devices: null, units: null, alerts: null, centers: null, alarms: null };
   }
 
   /** Fetch every source the hub serves; absent ones stay empty and marked unavailable. */
@@ -84,7 +93,7 @@ export class Store extends EventTarget {
       Object.entries(SOURCES).map(async ([name, path]) => {
         let body;
         try {
-          body = await api.optional(path);
+          body = typeof path === "function" ? await path(this) : await api.optional(path);
         } catch (error) {
           if (error.status === 401) throw error;
           return; // a transient failure keeps what we had
@@ -101,6 +110,23 @@ export class Store extends EventTarget {
     this.changed("load");
   }
 
+  /** Every page of the open queue (following next_cursor), up to MAX_OPEN_CASES; null if absent. */
+  async loadOpenCases() {
+    const cases = [];
+    let cursor = null;
+    let capped = false;
+    do {
+      const query = `status=open&limit=${CASE_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+      const body = await api.optional(`/api/v1/cases?${query}`);
+      if (body === null) return null;
+      cases.push(...items(body, "cases"));
+      cursor = body?.next_cursor ?? null;
+      if (cursor && cases.length >= MAX_OPEN_CASES) capped = true;
+    } while (cursor && !capped);
+    this.casesCapped = capped;
+    return { cases };
+  }
+
   /** Apply one live event; returns true if it changed what is shown. */
   apply(message) {
     const { topic, payload } = message;
@@ -108,10 +134,29 @@ export class Store extends EventTarget {
     if (CASE_TOPICS.has(topic)) {
       const id = String(payload.id);
       const before = this.cases.get(id);
-      const breached = topic === "case.sla_breached" || Boolean(before?.sla_breached);
-      this.cases.set(id, { ...before, ...payload, sla_breached: breached });
+      const next = { ...before, ...payload };
+      if (topic === "case.sla_breached") {
+        next.sla_breached_at = next.sla_breached_at ?? message.time ?? new Date().toISOString();
+      } else if (before && payload.sla_due_at && payload.sla_due_at !== before.sla_due_at && Date.parse(payload.sla_due_at) > Date.now()) {
+        // A fresh clock (reopened, re-prioritised with time left): the hub cleared the breach.
+        next.sla_breached_at = null;
+      }
+      this.cases.set(id, next);
       this.available.cases = true;
-      this.changed(topic, this.cases.get(id), before);
+      this.changed(topic, next, before);
+      // The event carries the queue's fields only: take duplicates and the breach from the hub.
+      this.fetchCase(id);
+      for (const parent of new Set([before?.parent_id, payload.parent_id])) {
+        if (parent != null && before?.parent_id !== payload.parent_id) this.fetchCase(String(parent));
+      }
+      return true;
+    }
+    if (topic === "device.alarm") {
+      const id = String(payload.id);
+      const before = this.alarms.get(id);
+      if (payload.action === "cleared" || payload.status === "cleared") this.alarms.delete(id);
+      else this.alarms.set(id, { ...before, ...payload, escalated: payload.action === "escalated" || Boolean(before?.escalated || payload.escalated_at) });
+      this.changed(topic, this.alarms.get(id) ?? null, before);
       return true;
     }
     if (topic === "device.health") {
@@ -162,6 +207,44 @@ export class Store extends EventTarget {
     }
   }
 
+  /** One case as the hub has it now (again, if it changes while being fetched). */
+  async fetchCase(id) {
+    if (this.caseFetches.has(id)) {
+      this.caseFetches.set(id, true);
+      return;
+    }
+    this.caseFetches.set(id, false);
+    try {
+      const body = await api.optional(`/api/v1/cases/${encodeURIComponent(id)}`);
+      if (body) {
+        const { history, notes, duplicates, ...item } = body;
+        const known = this.cases.get(id);
+        if (known || isOpen(item)) {
+          this.cases.set(id, { ...known, ...item });
+          this.changed("case.fetched", this.cases.get(id), known);
+        }
+      }
+    } catch {
+      // Shown as the event had it until the next change or full load.
+    } finally {
+      const again = this.caseFetches.get(id);
+      this.caseFetches.delete(id);
+      if (again) this.fetchCase(id);
+    }
+  }
+
+  /** Active alarms (not cleared), escalated first, then newest. */
+  openAlarms() {
+    return [...this.alarms.values()].sort(
+      (a, b) => Number(Boolean(b.escalated_at || b.escalated)) - Number(Boolean(a.escalated_at || a.escalated)) || Number(b.id) - Number(a.id),
+    );
+  }
+
+  /** The linked duplicates of a case that this store holds. */
+  childrenOf(id) {
+    return [...this.cases.values()].filter((item) => item.parent_id != null && String(item.parent_id) === String(id));
+  }
+
   changed(topic, item = null, before = null) {
     this.dispatchEvent(new CustomEvent("change", { detail: { topic, item, before } }));
   }
@@ -179,7 +262,7 @@ export class Store extends EventTarget {
   }
 
   breached(item, now = Date.now()) {
-    if (item.sla_breached || item.sla_breached_at) return true;
+    if (item.sla_breached_at) return true;
     return item.sla_due_at ? Date.parse(item.sla_due_at) < now : false;
   }
 
@@ -221,6 +304,8 @@ export class Store extends EventTarget {
       breaches: this.available.cases || this.cases.size ? open.filter((c) => this.breached(c, now)).length : null,
       unitsAvailable: units,
       devicesOffline: offline,
+      alarms: this.available.alarms || this.alarms.size ? this.alarms.size : null,
+      alarmsEscalated: [...this.alarms.values()].filter((a) => a.escalated_at || a.escalated).length,
     };
   }
 }

@@ -1,5 +1,6 @@
 // The console's wall control: pick a wall and a tile, push the selected case, the map view or a
-// camera to it, and recall or save presets. The wall's screens change through the bus.
+// camera to it, and recall or save presets (operators and supervisors). The wall's screens
+// change through the bus.
 
 import * as api from "./api.js";
 import { t } from "./i18n.js";
@@ -16,7 +17,7 @@ function tileLabel(tile, store) {
 export class WallControl {
   /**
    * @param {HTMLElement} root
-   * @param {object} ctx  store, role, selectedCase(), mapView(), selectedCamera()
+   * @param {object} ctx  store, role, selectedCase(), mapView(), mapLayers(), selectedCamera()
    */
   constructor(root, ctx) {
     this.root = root;
@@ -97,7 +98,7 @@ export class WallControl {
 
   async pushMap() {
     const view = this.ctx.mapView();
-    return this.push({ kind: "map", ...view, layers: ["cases", "units", "alerts", "cameras"] });
+    return this.push({ kind: "map", ...view, layers: this.ctx.mapLayers?.() ?? ["cases", "units", "alerts", "centers", "cameras", "devices"] });
   }
 
   async pushCamera() {
@@ -217,7 +218,7 @@ export class WallControl {
         action("preset-recall", "wall.recall", () => this.recall()),
       ),
     ];
-    if (this.ctx.role === "supervisor") {
+    if (canPush) {
       const input = el("input", { id: "preset-name", maxLength: 64, pattern: "[a-z0-9][a-z0-9_-]*", placeholder: t("wall.preset_name"), "aria-label": t("wall.preset_name"), value: typed });
       input.dataset.draft = "";
       children.push(el("div", { className: "actions presets" }, input, action("preset-save", "wall.save", () => this.save())));
