@@ -179,22 +179,34 @@ async def insert_case(
 ) -> CaseRow | None:
     """Insert a case with its ``opened`` history entry, in one statement (atomic by itself).
 
-    ``duplicate_of`` is set to the newest open case (not itself a linked duplicate) with the same
-    reporter contact, or of the same category opened since ``duplicates.since`` and within
-    ``duplicates.distance_m`` (great-circle); that adds a ``duplicate_suspected`` entry by "hub".
-    Returns None when the case already exists (same external record or Message-ID).
+    ``duplicate_of`` points at the original of the newest open case (not itself a linked
+    duplicate) with the same reporter contact, or of the same category opened since
+    ``duplicates.since`` and within ``duplicates.distance_m`` (great-circle): that case, or the
+    case it is itself suspected to duplicate, so suspicions never chain. That adds a
+    ``duplicate_suspected`` entry by "hub". Returns None when the case already exists (same
+    external record or Message-ID).
     """
     if set(values) != _INSERTABLE:
         raise ValueError(f"insert_case needs exactly the columns {sorted(_INSERTABLE)}")
     names = sorted(values)
     index = {name: i for i, name in enumerate(names, start=1)}
     extra = len(names)
+    # Only the idempotency keys may turn the insert into "already there"; any other clash
+    # (a case number, a tracking digest) is an error, never a silent no-op.
+    if values["external_id"] is not None:
+        on_conflict = (
+            "ON CONFLICT (external_source, external_id) WHERE external_id IS NOT NULL DO NOTHING"
+        )
+    elif values["message_id"] is not None:
+        on_conflict = "ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO NOTHING"
+    else:
+        on_conflict = ""
     row = await conn.fetchrow(
         f"""
         WITH c AS (
             INSERT INTO cases ({", ".join(names)}, duplicate_of)
             VALUES ({", ".join(f"${i}" for i in index.values())}, (
-                SELECT d.id FROM cases AS d
+                SELECT coalesce(d.duplicate_of, d.id) FROM cases AS d
                 WHERE d.parent_id IS NULL AND d.status = ANY(${extra + 3}::text[])
                   AND (
                     (${index["reporter_contact"]}::text IS NOT NULL
@@ -214,7 +226,7 @@ async def insert_case(
                 ORDER BY d.created_at DESC, d.id DESC
                 LIMIT 1
             ))
-            ON CONFLICT DO NOTHING
+            {on_conflict}
             RETURNING *
         ), history AS (
             INSERT INTO case_history (case_id, actor, action, before, after)
@@ -298,6 +310,23 @@ async def update_case(conn: Connection, case_id: int, changes: dict[str, Any]) -
     if row is None:
         raise LookupError(f"case {case_id} does not exist")
     return _case(row)
+
+
+async def clock_start(conn: Connection, case_id: int) -> datetime | None:
+    """When a case's SLA clock last started: its latest reopening, else its opening."""
+    value: datetime | None = await conn.fetchval(
+        """
+        SELECT coalesce(
+            (SELECT max(h.at) FROM case_history AS h
+             WHERE h.case_id = c.id AND h.action = 'transition'
+               AND h.after ->> 'status' = 'reopened'),
+            c.created_at
+        )
+        FROM cases AS c WHERE c.id = $1
+        """,
+        case_id,
+    )
+    return value
 
 
 async def append_history(

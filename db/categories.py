@@ -132,12 +132,16 @@ async def list_rules(conn: Connection) -> list[RuleRow]:
 
 
 async def find_rule(conn: Connection, category: str, region: str | None) -> RuleRow | None:
-    """The rule for a category in a region: the region's own (any case), else the default."""
+    """The rule for a category in a region: the region's own (any case), else the default.
+
+    Regions are unique without case, so at most one regional rule matches; the order after
+    that only makes the choice deterministic.
+    """
     row = await conn.fetchrow(
         f"""
         SELECT {_RULE_COLUMNS} FROM routing_rules
         WHERE category = $1 AND (region = '' OR lower(region) = lower($2))
-        ORDER BY region = '' LIMIT 1
+        ORDER BY region = '', updated_at DESC, region LIMIT 1
         """,  # noqa: S608 - constant column lists
         category,
         region or "",
@@ -158,7 +162,7 @@ async def category_and_rule(
         LEFT JOIN LATERAL (
             SELECT * FROM routing_rules AS r
             WHERE r.category = c.code AND (r.region = '' OR lower(r.region) = lower($2))
-            ORDER BY r.region = '' LIMIT 1
+            ORDER BY r.region = '', r.updated_at DESC, r.region LIMIT 1
         ) AS r ON true
         WHERE c.code = $1
         """,
@@ -198,16 +202,21 @@ async def upsert_rule(
     agency: str,
     sla: dict[str, int],
 ) -> RuleRow:
-    """Create or replace the rule for (category, region)."""
+    """Create or replace the rule for (category, region); regions match without case.
+
+    The region is stored trimmed with its inner whitespace collapsed; writing "kota bandung"
+    replaces the rule of "Kota Bandung" (taking the new spelling).
+    """
+    region = " ".join(region.split())
     row = await conn.fetchrow(
         f"""
         INSERT INTO routing_rules
             (category, region, agency, sla_critical, sla_high, sla_medium, sla_low)
         VALUES ($1, $2, $3, $4, $5, $6, $7)
-        ON CONFLICT (category, region) DO UPDATE SET
-            agency = EXCLUDED.agency, sla_critical = EXCLUDED.sla_critical,
-            sla_high = EXCLUDED.sla_high, sla_medium = EXCLUDED.sla_medium,
-            sla_low = EXCLUDED.sla_low, updated_at = now()
+        ON CONFLICT (category, lower(region)) DO UPDATE SET
+            region = EXCLUDED.region, agency = EXCLUDED.agency,
+            sla_critical = EXCLUDED.sla_critical, sla_high = EXCLUDED.sla_high,
+            sla_medium = EXCLUDED.sla_medium, sla_low = EXCLUDED.sla_low, updated_at = now()
         RETURNING {_RULE_COLUMNS}
         """,  # noqa: S608 - constant column lists
         category,

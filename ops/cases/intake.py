@@ -23,7 +23,16 @@ from db import categories
 from db.pool import Connection, Pool
 from ops.cases import codes, routing
 from ops.cases.errors import InvalidReport
-from ops.cases.model import MAX_DESCRIPTION, MAX_SHORT, MAX_TITLE, PRIORITIES, snapshot, title_from
+from ops.cases.model import (
+    MAX_DESCRIPTION,
+    MAX_SHORT,
+    MAX_TITLE,
+    NUL_MESSAGE,
+    PRIORITIES,
+    refuse_nul,
+    snapshot,
+    title_from,
+)
 from ops.core.bus import Bus
 from ops.core.config import CasesConfig
 from ops.core.events import CASE_OPENED
@@ -44,6 +53,8 @@ class IncomingReport:
     ``external_source``/``external_id`` and ``message_id`` make intake idempotent. ``tracking``
     asks for a tracking code (public) or a whistleblower's follow-up code (secret).
     ``attachments`` is metadata only (name, type, size, sha256): contents are never stored.
+    No text may hold a NUL character (the database cannot store it): it is refused naming the
+    field, as the request models refuse it with :data:`ops.cases.model.CaseText`.
     """
 
     channel: str
@@ -110,6 +121,9 @@ async def open_case(
 async def _open(
     conn: Connection, report: IncomingReport, config: CasesConfig
 ) -> tuple[CaseRef, case_rows.CaseRow | None]:
+    existing = await _existing(conn, report)
+    if existing is not None:  # a re-read record or a resent mail: no insert, no id spent
+        return CaseRef(existing.id, existing.number, existing.status, created=False), None
     category, rule = await categories.category_and_rule(
         conn, report.category, _clean(report.region)
     )
@@ -165,14 +179,9 @@ async def _open(
     row = await case_rows.insert_case(
         conn, values, actor=report.actor or report.channel, opened=opened, duplicates=window
     )
-    if row is None:
-        existing = await case_rows.find_existing(
-            conn,
-            external_source=values["external_source"],
-            external_id=report.external_id,
-            message_id=report.message_id,
-        )
-        if existing is None:  # a tracking-code collision: astronomically unlikely, never silent
+    if row is None:  # taken meanwhile by a concurrent delivery of the same record or mail
+        existing = await _existing(conn, report)
+        if existing is None:
             raise RuntimeError("case insert conflicted with no matching case")
         return CaseRef(existing.id, existing.number, existing.status, created=False), None
     ref = CaseRef(
@@ -186,8 +195,20 @@ async def _open(
     return ref, row
 
 
+async def _existing(conn: Connection, report: IncomingReport) -> case_rows.CaseRow | None:
+    if report.external_id is None and report.message_id is None:
+        return None
+    return await case_rows.find_existing(
+        conn,
+        external_source=report.external_source if report.external_id else None,
+        external_id=report.external_id,
+        message_id=report.message_id,
+    )
+
+
 def _check(report: IncomingReport) -> None:
     """Refuse what no channel may store, before touching the database."""
+    _check_text(report)
     if not _CHANNEL.fullmatch(report.channel):
         raise InvalidReport("channel", "channel is 1-32 lowercase letters and underscores")
     if report.priority is not None and report.priority not in PRIORITIES:
@@ -203,6 +224,47 @@ def _check(report: IncomingReport) -> None:
     _check_lengths(report)
     if report.anonymous and (report.reporter_name or report.reporter_contact):
         raise InvalidReport("reporter_contact", "an anonymous report carries no identity")
+
+
+_TEXT_FIELDS = (
+    "channel",
+    "category",
+    "description",
+    "title",
+    "priority",
+    "priority_reason",
+    "address",
+    "region",
+    "reporter_name",
+    "reporter_contact",
+    "external_source",
+    "external_id",
+    "message_id",
+    "actor",
+)
+
+
+def _check_text(report: IncomingReport) -> None:
+    for name in _TEXT_FIELDS:
+        value = getattr(report, name)
+        if value is None:
+            continue
+        try:
+            refuse_nul(value)
+        except ValueError:
+            raise InvalidReport(name, f"{name} {NUL_MESSAGE}") from None
+    if any(_holds_nul(attachment) for attachment in report.attachments):  # jsonb refuses it too
+        raise InvalidReport("attachments", f"attachments {NUL_MESSAGE}")
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 def _check_lengths(report: IncomingReport) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Annotated, Final
+
+from pydantic import AfterValidator
 
 from db.cases import CaseRow
 from ops.core.events import CaseSnapshot
@@ -37,6 +39,18 @@ MAX_TITLE = 200
 MAX_DESCRIPTION = 10_000
 MAX_SHORT = 300
 MAX_NOTE = 5_000
+NUL_MESSAGE = "must not contain NUL characters"
+
+
+def refuse_nul(value: str) -> str:
+    """The value itself; ValueError when it holds NUL, which the database cannot store as text."""
+    if "\x00" in value:
+        raise ValueError(NUL_MESSAGE)
+    return value
+
+
+#: Text any case field or query may carry: every request model uses it for its strings.
+CaseText = Annotated[str, AfterValidator(refuse_nul)]
 
 
 def snapshot(row: CaseRow) -> CaseSnapshot:

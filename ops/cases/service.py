@@ -18,7 +18,7 @@ from db.pool import Connection, Pool
 from ops.cases import codes, lifecycle, routing
 from ops.cases.errors import CaseNotFound, InvalidReport, LinkRefused
 from ops.cases.intake import SOURCE
-from ops.cases.model import MAX_NOTE, PRIORITIES, snapshot
+from ops.cases.model import MAX_NOTE, PRIORITIES, refuse_nul, snapshot
 from ops.core.bus import Bus
 from ops.core.events import CASE_CHANGED
 
@@ -77,8 +77,10 @@ async def transition(
 ) -> case_rows.CaseRow:
     """Move a case to status ``to``.
 
-    ``assigned`` takes ``agency`` (default: the routed one); a bounce back to ``triaged`` clears
-    the owner so triage routes it again; ``rejected``, ``reopened`` and bounces need a reason.
+    ``assigned`` takes ``agency`` (default: the routed one); a bounce back to ``triaged`` keeps
+    the owner on record and says "bounced by AGENCY: reason", so triage sees who handed it back
+    and re-assigns it (or a change of category or region re-routes it, the case being unowned
+    in ``triaged``); ``rejected``, ``reopened`` and bounces need a reason.
 
     Raises:
         CaseNotFound, InvalidReport (unknown agency), InvalidTransition (naming both states).
@@ -126,8 +128,9 @@ async def update(
 ) -> case_rows.CaseRow:
     """Edit a case's fields; a new category, region or priority re-routes it.
 
-    The SLA is recomputed from the opening time; the agency moves only while no agency has
-    taken the case (new, triaged, reopened). Raises CaseNotFound or InvalidReport.
+    The SLA is recomputed from when the clock last started (the opening, or the latest
+    reopening); the agency moves only while no agency has taken the case (new, triaged,
+    reopened). Raises CaseNotFound or InvalidReport.
     """
     async with _locked(pool, case_id) as (conn, row):
         changes = dict(changes)
@@ -141,12 +144,13 @@ async def update(
         if (lat is None) != (lon is None):
             raise InvalidReport("lat" if lat is None else "lon", "give both lat and lon")
         if {"category", "region", "priority"} & changes.keys():
+            started = await case_rows.clock_start(conn, case_id) or row.created_at
             routed = await routing.route(
                 conn,
                 category=changes.get("category", row.category),
                 region=changes.get("region", row.region),
                 priority=changes.get("priority", row.priority),
-                created_at=row.created_at,
+                created_at=started,
             )
             changes["sla_due_at"] = routed.sla_due_at
             if routed.sla_due_at > _now():
@@ -338,6 +342,10 @@ def _announce(bus: Bus, row: case_rows.CaseRow) -> None:
 
 
 def _note_body(body: str) -> str:
+    try:
+        refuse_nul(body)
+    except ValueError as exc:
+        raise InvalidReport("body", f"body {exc}") from None
     body = body.strip()
     if not body:
         raise InvalidReport("body", "a note needs some text")

@@ -21,6 +21,7 @@ async def setup(hub: Hub) -> None:
     cfg = hub.config
     hub.supervisor.start(SlaWatcher(hub.pool, cfg.cases.sla_check_seconds))
     panic = PanicIntake(hub.pool, hub.bus, cfg.cases)
+    hub.supervisor.start(panic)
     hub.mqtt.subscribe(hub.mqtt.topic("panic", "+"), panic.handle, qos=1)
     if cfg.intake.smtp_port is not None:
         hub.supervisor.start(SmtpIntake(hub.pool, hub.bus, cfg.intake, cfg.cases))

@@ -9,9 +9,11 @@ re-reading a record changes nothing. Then it pushes every changed status back wi
 {connector_url}/records/{id}/status`` and ``{"status": ..., "case_number": ...}``; a push that
 fails is retried next cycle (the last pushed status is kept on the case).
 
-A response that is not JSON or not a list of records puts the connector in backoff (nothing is
-written); a single bad record is skipped with a warning and the others go in. 401/403 stop it
-with an alarm. ``POSKO_INTAKE__CONNECTOR_TOKEN``, when set, is sent as a bearer token.
+A response that is not JSON, not a list of records or larger than ``MAX_RESPONSE_BYTES`` puts
+the connector in backoff (nothing is written); a single bad record (a missing id, a value out of
+range, text with NUL characters) is skipped with a warning and counted, and the others go in.
+401/403 stop it with an alarm. ``POSKO_INTAKE__CONNECTOR_TOKEN``, when set, is sent as a bearer
+token.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from db import cases as case_rows
@@ -31,7 +34,7 @@ from db import categories
 from db.pool import Pool
 from ops.cases.errors import InvalidReport
 from ops.cases.intake import IncomingReport, submit_report
-from ops.cases.model import MAX_DESCRIPTION, MAX_SHORT, MAX_TITLE, PRIORITIES
+from ops.cases.model import MAX_DESCRIPTION, MAX_SHORT, MAX_TITLE, PRIORITIES, CaseText
 from ops.core.adapter import AdapterContext
 from ops.core.bus import Bus
 from ops.core.config import CasesConfig, IntakeConfig
@@ -57,17 +60,17 @@ class ExternalRecord(BaseModel):
 
     model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
 
-    id: str = Field(min_length=1, max_length=200)
-    title: str | None = Field(default=None, max_length=MAX_TITLE)
-    description: str = Field(default="", max_length=MAX_DESCRIPTION)
-    category: str | None = Field(default=None, max_length=64)
-    priority: str | None = None
+    id: CaseText = Field(min_length=1, max_length=200)
+    title: CaseText | None = Field(default=None, max_length=MAX_TITLE)
+    description: CaseText = Field(default="", max_length=MAX_DESCRIPTION)
+    category: CaseText | None = Field(default=None, max_length=64)
+    priority: CaseText | None = None
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
-    address: str | None = Field(default=None, max_length=MAX_SHORT)
-    region: str | None = Field(default=None, max_length=MAX_SHORT)
-    reporter_name: str | None = Field(default=None, max_length=MAX_SHORT)
-    reporter_contact: str | None = Field(default=None, max_length=MAX_SHORT)
+    address: CaseText | None = Field(default=None, max_length=MAX_SHORT)
+    region: CaseText | None = Field(default=None, max_length=MAX_SHORT)
+    reporter_name: CaseText | None = Field(default=None, max_length=MAX_SHORT)
+    reporter_contact: CaseText | None = Field(default=None, max_length=MAX_SHORT)
 
     @field_validator("priority")
     @classmethod
@@ -139,6 +142,10 @@ class ExternalConnector:
                 self._skip(raw, "external record %s skipped: %s", record.id, exc.message)
                 skipped += 1
                 continue
+            except asyncpg.DataError as exc:  # a value the database cannot hold: this record only
+                self._skip(raw, "external record %s skipped: %s", record.id, exc)
+                skipped += 1
+                continue
             created += int(ref.created)
         return created, skipped
 
@@ -205,11 +212,9 @@ class ExternalConnector:
                     raise AdapterAuthError(f"{url} refused our credentials: {response.status}")
                 if response.status >= HTTP_ERROR:
                     raise ConnectorError(f"{url} answered HTTP {response.status}")
-                raw = await response.content.read(MAX_RESPONSE_BYTES + 1)
+                raw = await _read_capped(response, url, MAX_RESPONSE_BYTES)
         except aiohttp.ClientError as exc:
             raise ConnectorError(f"{url} unreachable: {exc}") from exc
-        if len(raw) > MAX_RESPONSE_BYTES:
-            raise ConnectorError(f"{url} answered more than {MAX_RESPONSE_BYTES} bytes")
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
@@ -219,3 +224,18 @@ class ExternalConnector:
         if not isinstance(data, list):
             raise ConnectorError(f"{url} did not answer a list of records")
         return data
+
+
+async def _read_capped(response: aiohttp.ClientResponse, url: str, limit: int) -> bytes:
+    """The whole body, however it is chunked; ConnectorError past ``limit`` bytes."""
+    too_large = f"{url} answered more than {limit} bytes"
+    if response.content_length is not None and response.content_length > limit:
+        raise ConnectorError(too_large)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(65_536):
+        size += len(chunk)
+        if size > limit:
+            raise ConnectorError(too_large)
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -9,6 +9,8 @@ Nothing in a mail is executed or rendered: an HTML-only body is reduced to its t
 attachments are dropped, keeping only metadata (file name, content type, size, SHA-256) on the
 case. Mails over ``intake.max_mail_bytes`` get 552; a mail that cannot be read (no sender, no
 text, undecodable) gets 550 with the reason; a database outage gets 451 so the sender retries.
+NUL characters, which the database cannot store and which carry no meaning in text, are removed
+from everything read out of a mail rather than refusing the report.
 """
 
 from __future__ import annotations
@@ -67,6 +69,22 @@ class ParsedMail:
 
 def parse_mail(content: bytes, envelope_from: str | None) -> ParsedMail:
     """Read a mail; raise MailRefused with the reason when it cannot become a case."""
+    mail = _parse(content, envelope_from)
+    return ParsedMail(
+        message_id=_no_nul(mail.message_id),
+        subject=_no_nul(mail.subject),
+        text=_no_nul(mail.text),
+        sender_name=None if mail.sender_name is None else _no_nul(mail.sender_name) or None,
+        sender_address=_no_nul(mail.sender_address),
+        tag=mail.tag,
+        attachments=tuple(
+            {k: _no_nul(v) if isinstance(v, str) else v for k, v in item.items()}
+            for item in mail.attachments
+        ),
+    )
+
+
+def _parse(content: bytes, envelope_from: str | None) -> ParsedMail:
     message = BytesParser(policy=email.policy.default).parsebytes(content)
     if not isinstance(message, EmailMessage):  # pragma: no cover - the default policy's class
         raise MailRefused("unreadable message")
@@ -125,6 +143,9 @@ class MailHandler:
                 ref = await self._submit(mail, self._intake.email_category)
             except InvalidReport as again:
                 return f"550 5.6.0 {again.message}"
+        except asyncpg.DataError as exc:  # retrying cannot help: refuse it for good
+            _LOGGER.info("mail refused by the database: %s", exc)
+            return "550 5.6.0 the message holds data that cannot be stored"
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             _LOGGER.warning("mail not stored, sender will retry: %s", exc)
             return "451 4.3.0 cannot store the message now; try again later"
@@ -258,6 +279,10 @@ def _attachments(message: EmailMessage) -> tuple[dict[str, Any], ...]:
             }
         )
     return tuple(found)
+
+
+def _no_nul(text: str) -> str:
+    return text.replace("\x00", "")
 
 
 def _str(value: str | bytes | None) -> str | None:

@@ -28,7 +28,9 @@ from ops.cases.model import (
     MAX_SHORT,
     MAX_TITLE,
     OPEN_STATUSES,
+    PRIORITIES,
     STATUSES,
+    CaseText,
 )
 from ops.web.auditing import record
 from ops.web.errors import ApiError, read_json, validation_error
@@ -55,46 +57,46 @@ class _Body(BaseModel):
 class CaseCreate(_Body):
     """A call-taker's or an API client's report."""
 
-    category: str = Field(min_length=1, max_length=32)
-    description: str = Field(default="", max_length=MAX_DESCRIPTION)
-    title: str | None = Field(default=None, max_length=MAX_TITLE)
+    category: CaseText = Field(min_length=1, max_length=32)
+    description: CaseText = Field(default="", max_length=MAX_DESCRIPTION)
+    title: CaseText | None = Field(default=None, max_length=MAX_TITLE)
     priority: Priority | None = None
-    priority_reason: str | None = Field(default=None, max_length=MAX_SHORT)
+    priority_reason: CaseText | None = Field(default=None, max_length=MAX_SHORT)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
-    address: str | None = Field(default=None, max_length=MAX_SHORT)
-    region: str | None = Field(default=None, max_length=MAX_SHORT)
-    reporter_name: str | None = Field(default=None, max_length=MAX_SHORT)
-    reporter_contact: str | None = Field(default=None, max_length=MAX_SHORT)
+    address: CaseText | None = Field(default=None, max_length=MAX_SHORT)
+    region: CaseText | None = Field(default=None, max_length=MAX_SHORT)
+    reporter_name: CaseText | None = Field(default=None, max_length=MAX_SHORT)
+    reporter_contact: CaseText | None = Field(default=None, max_length=MAX_SHORT)
     channel: Literal["console", "api"] = "api"
 
 
 class CaseUpdate(_Body):
     """Fields an operator may correct; category, region and priority re-route the case."""
 
-    category: str | None = Field(default=None, min_length=1, max_length=32)
-    title: str | None = Field(default=None, min_length=1, max_length=MAX_TITLE)
-    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    category: CaseText | None = Field(default=None, min_length=1, max_length=32)
+    title: CaseText | None = Field(default=None, min_length=1, max_length=MAX_TITLE)
+    description: CaseText | None = Field(default=None, max_length=MAX_DESCRIPTION)
     priority: Priority | None = None
-    priority_reason: str | None = Field(default=None, min_length=1, max_length=MAX_SHORT)
+    priority_reason: CaseText | None = Field(default=None, min_length=1, max_length=MAX_SHORT)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
-    address: str | None = Field(default=None, max_length=MAX_SHORT)
-    region: str | None = Field(default=None, max_length=MAX_SHORT)
+    address: CaseText | None = Field(default=None, max_length=MAX_SHORT)
+    region: CaseText | None = Field(default=None, max_length=MAX_SHORT)
 
 
 class TransitionRequest(_Body):
     """Move a case to another status."""
 
     to: Status
-    reason: str | None = Field(default=None, max_length=MAX_SHORT)
-    agency: str | None = Field(default=None, min_length=1, max_length=32)
+    reason: CaseText | None = Field(default=None, max_length=MAX_SHORT)
+    agency: CaseText | None = Field(default=None, min_length=1, max_length=32)
 
 
 class NoteRequest(_Body):
     """A note on a case."""
 
-    body: str = Field(min_length=1, max_length=MAX_NOTE)
+    body: CaseText = Field(min_length=1, max_length=MAX_NOTE)
 
 
 class ParentRequest(_Body):
@@ -106,15 +108,15 @@ class ParentRequest(_Body):
 class AgencyOverride(_Body):
     """A supervisor's routing override."""
 
-    agency: str = Field(min_length=1, max_length=32)
-    reason: str = Field(min_length=1, max_length=MAX_SHORT)
+    agency: CaseText = Field(min_length=1, max_length=32)
+    reason: CaseText = Field(min_length=1, max_length=MAX_SHORT)
 
 
 class CategoryRequest(_Body):
     """A category of the catalogue (created or replaced)."""
 
-    label_id: str = Field(min_length=1, max_length=100)
-    label_en: str = Field(min_length=1, max_length=100)
+    label_id: CaseText = Field(min_length=1, max_length=100)
+    label_en: CaseText = Field(min_length=1, max_length=100)
     default_priority: Priority
     active: bool = True
 
@@ -131,9 +133,9 @@ class SlaMinutes(_Body):
 class RuleRequest(_Body):
     """A routing rule (created or replaced); region "" is the category's default."""
 
-    category: str = Field(min_length=1, max_length=32)
-    region: str = Field(default="", max_length=MAX_SHORT)
-    agency: str = Field(min_length=1, max_length=32)
+    category: CaseText = Field(min_length=1, max_length=32)
+    region: CaseText = Field(default="", max_length=MAX_SHORT)
+    agency: CaseText = Field(min_length=1, max_length=32)
     sla_minutes: SlaMinutes
 
 
@@ -142,18 +144,18 @@ class CaseQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    status: str | None = None
-    category: str | None = Field(default=None, max_length=32)
-    agency: str | None = Field(default=None, max_length=32)
+    status: CaseText | None = None
+    category: CaseText | None = Field(default=None, max_length=32)
+    agency: CaseText | None = Field(default=None, max_length=32)
     priority: Priority | None = None
-    channel: str | None = Field(default=None, max_length=32)
-    region: str | None = Field(default=None, max_length=MAX_SHORT)
-    q: str | None = Field(default=None, min_length=1, max_length=200)
-    bbox: str | None = None
+    channel: CaseText | None = Field(default=None, max_length=32)
+    region: CaseText | None = Field(default=None, max_length=MAX_SHORT)
+    q: CaseText | None = Field(default=None, min_length=1, max_length=200)
+    bbox: CaseText | None = None
     overdue: bool = False
     parent_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
-    cursor: str | None = Field(default=None, max_length=200)
+    cursor: CaseText | None = Field(default=None, max_length=200)
 
     @field_validator("status")
     @classmethod
@@ -547,7 +549,8 @@ def decode_cursor(cursor: str) -> case_rows.QueueKey:
         key = (int(rank), datetime.fromisoformat(due), int(case_id))
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise ApiError(400, "invalid_field", "cursor is not a valid cursor", "cursor") from None
-    if key[1].tzinfo is None or not 0 <= key[2] <= MAX_ID:
+    # The rank goes back to the database as a smallint: a forged one must not reach it.
+    if key[1].tzinfo is None or not 0 <= key[0] < len(PRIORITIES) or not 0 <= key[2] <= MAX_ID:
         raise ApiError(400, "invalid_field", "cursor is not a valid cursor", "cursor")
     return key
 

@@ -82,8 +82,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         return error_response(_from_http_exception(exc))
     except Exception:
-        _LOGGER.exception("unhandled error in %s %s", request.method, request.path)
+        _LOGGER.exception("unhandled error in %s %s", request.method, route_of(request))
         return error_response(ApiError(500, "internal_error", "internal error"))
+
+
+def route_of(request: web.Request) -> str:
+    """The route pattern a request matched, for logs.
+
+    Never the raw path: a path can carry a secret (a whistleblower's follow-up code).
+    """
+    resource = request.match_info.route.resource
+    return "(no route)" if resource is None else resource.canonical
 
 
 async def read_json(request: web.Request, model: type[M]) -> M:

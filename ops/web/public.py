@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from db import categories
 from ops.cases import service
 from ops.cases.intake import IncomingReport, submit_report
-from ops.cases.model import MAX_DESCRIPTION, MAX_NOTE, MAX_SHORT, MAX_TITLE
+from ops.cases.model import MAX_DESCRIPTION, MAX_NOTE, MAX_SHORT, MAX_TITLE, CaseText
 from ops.core.config import CasesConfig
 from ops.web.cases import domain_call
 from ops.web.errors import ApiError, read_json
@@ -51,20 +51,20 @@ class WhistleblowerReport(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    category: str = Field(min_length=1, max_length=32)
-    description: str = Field(min_length=1, max_length=MAX_DESCRIPTION)
-    title: str | None = Field(default=None, max_length=MAX_TITLE)
+    category: CaseText = Field(min_length=1, max_length=32)
+    description: CaseText = Field(min_length=1, max_length=MAX_DESCRIPTION)
+    title: CaseText | None = Field(default=None, max_length=MAX_TITLE)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
-    address: str | None = Field(default=None, max_length=MAX_SHORT)
-    region: str | None = Field(default=None, max_length=MAX_SHORT)
+    address: CaseText | None = Field(default=None, max_length=MAX_SHORT)
+    region: CaseText | None = Field(default=None, max_length=MAX_SHORT)
 
 
 class PublicReport(WhistleblowerReport):
     """The public form: the anonymous form's fields, plus who the reporter is if they say."""
 
-    name: str | None = Field(default=None, max_length=MAX_SHORT)
-    contact: str | None = Field(default=None, max_length=MAX_SHORT)
+    name: CaseText | None = Field(default=None, max_length=MAX_SHORT)
+    contact: CaseText | None = Field(default=None, max_length=MAX_SHORT)
 
 
 class FollowUp(BaseModel):
@@ -72,7 +72,7 @@ class FollowUp(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    body: str = Field(min_length=1, max_length=MAX_NOTE)
+    body: CaseText = Field(min_length=1, max_length=MAX_NOTE)
 
 
 def install(app: web.Application, config: CasesConfig) -> None:

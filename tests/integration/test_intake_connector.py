@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from ops.app import Hub
 from ops.cases import service
 from ops.core.events import ADAPTER_STATUS, AdapterState
+from ops.intake import connector as connector_module
+from ops.intake.connector import ExternalConnector
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
@@ -162,6 +166,9 @@ async def test_a_bad_record_is_skipped_and_the_rest_go_in(make_hub_config: Confi
             _record("B-2", priority="whenever"),
             _record("B-3", description="", title=""),
             "not an object",
+            _record("B-5", description="Banjir\u0000 besar"),
+            _record("B-6", reporter_name="Pak\u0000"),
+            _record("B-7\u0000"),
             _record("B-4"),
         ]
     )
@@ -170,6 +177,54 @@ async def test_a_bad_record_is_skipped_and_the_rest_go_in(make_hub_config: Confi
         polls = fake.polls
         await _until(lambda: _polled(fake, polls + 2))
         assert [c["external_id"] for c in await _cases(hub)] == ["B-4"]
+        assert hub.supervisor.status[NAME].state is AdapterState.RUNNING
+        connector = ExternalConnector(hub.pool, hub.bus, hub.config.intake, hub.config.cases)
+        async with aiohttp.ClientSession() as http:
+            assert await connector.poll(http) == (0, 8)  # every bad record counted, none written
+
+
+@dataclass
+class ChunkedLapor(FakeLapor):
+    """Answers with a large JSON document in small chunks, as a slow proxy would."""
+
+    padding: int = 288_000
+    chunk: int = 4096
+
+    async def get_records(self, request: web.Request) -> web.StreamResponse:
+        self.polls += 1
+        body = json.dumps({"records": self.records, "padding": "x" * self.padding}).encode()
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(body), self.chunk):
+            await response.write(body[start : start + self.chunk])
+            await asyncio.sleep(0.001)
+        await response.write_eof()
+        return response
+
+
+async def test_a_large_answer_in_small_chunks_is_read_whole(
+    make_hub_config: ConfigFactory,
+) -> None:
+    fake = ChunkedLapor(records=[_record("E-1"), _record("E-2")])
+    async with connector_hub(make_hub_config, fake) as hub:
+        await _until(lambda: _has_cases(hub, 2))
+        assert hub.supervisor.status[NAME].state is AdapterState.RUNNING
+
+
+async def test_an_oversized_answer_is_refused_with_a_clear_error(
+    make_hub_config: ConfigFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(connector_module, "MAX_RESPONSE_BYTES", 100_000)
+    fake = ChunkedLapor(records=[_record("F-1")], padding=150_000)
+    async with connector_hub(make_hub_config, fake) as hub:
+        await _until(lambda: _state(hub, AdapterState.BACKOFF))
+        assert await _cases(hub) == []
+        fake.padding = 10_000
+        await _until(lambda: _has_cases(hub, 1))
+    assert any("more than 100000 bytes" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize(

@@ -223,3 +223,24 @@ async def test_a_database_outage_answers_451_so_the_sender_retries(
     envelope.original_content = _mail().as_bytes()
     reply = await handler.handle_DATA(None, None, envelope)  # type: ignore[arg-type]
     assert reply.startswith("451 4.3.0")
+
+
+async def test_nul_characters_are_removed_and_the_mail_becomes_a_case(
+    mail_hub: tuple[Hub, int],
+) -> None:
+    hub, port = mail_hub
+    message = _mail(Subject="[fire] Asap\x00 di pasar")
+    message.set_content("Asap\x00 tebal di kios 12.", cte="base64")
+    code, reply = await send(port, message)
+    assert code == 250, reply
+    case = await _case(hub, reply.rsplit(" ", 1)[-1])
+    assert case["title"] == "Asap di pasar"
+    assert case["description"] == "Asap tebal di kios 12."
+    raw = (
+        b"From: warga@example.org\r\nSubject: Jalan\x00 rusak\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nLubang\x00 besar\r\n"
+    )
+    code, reply = await send(port, raw, sender="warga@example.org")
+    assert code == 250, reply
+    case = await _case(hub, reply.rsplit(" ", 1)[-1])
+    assert (case["title"], case["description"]) == ("Jalan rusak", "Lubang besar")

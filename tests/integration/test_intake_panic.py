@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import aiomqtt
 import pytest
 
 from ops.app import Hub
 from ops.core.bus import Subscription
-from ops.core.events import CASE_OPENED, CaseSnapshot
-from tests.fixtures.hub import wait_ready
+from ops.core.events import CASE_OPENED, AdapterState, CaseSnapshot
+from tests.faultproxy import FaultProxy
+from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, wait_ready
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
@@ -110,6 +113,8 @@ async def test_without_coordinates_the_device_registry_places_the_case(hub: Hub)
         b'{"id": "has spaces in it"}',
         b'{"text": 5}',
         b"x" * 5000,
+        b'{"lat": 1' + b"0" * 400 + b', "lon": 0}',
+        b'{"text": "tolong\\u0000"}',
     ],
 )
 async def test_a_bad_press_is_refused_and_the_next_one_works(
@@ -128,3 +133,67 @@ async def test_a_bad_press_is_refused_and_the_next_one_works(
             "SELECT count(*) FROM cases WHERE reporter_contact = $1", f"device:{bad}"
         )
     assert any(bad in r.getMessage() and "refused" in r.getMessage() for r in caplog.records)
+
+
+def _proxy_for(dsn: str) -> FaultProxy:
+    parts = urlsplit(dsn)
+    if parts.hostname:
+        return FaultProxy(parts.hostname, parts.port or 5432)
+    query = parse_qs(parts.query)
+    socket_dir, port = query["host"][0], query.get("port", ["5432"])[0]
+    return FaultProxy.unix(f"{socket_dir}/.s.PGSQL.{port}")
+
+
+def _via_proxy(dsn: str, proxy: FaultProxy) -> str:
+    parts = urlsplit(dsn)
+    user = parts.username or "root"
+    return urlunsplit(parts._replace(netloc=f"{user}@127.0.0.1:{proxy.port}", query=""))
+
+
+async def _until(check: Any) -> None:
+    async with asyncio.timeout(WAIT):
+        while not check():  # noqa: ASYNC110 - polling the hub's state is the point
+            await asyncio.sleep(0.05)
+
+
+async def test_a_press_during_a_database_outage_is_one_case_once_it_returns(
+    make_hub_config: ConfigFactory, pg_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ops.intake.panic")
+    proxy = _proxy_for(pg_dsn)
+    await proxy.start()
+    try:
+        config = make_hub_config(database={"url": _via_proxy(pg_dsn, proxy), "command_timeout": 2})
+        async with Hub(config, restart_policy=TEST_RESTART_POLICY) as hub:
+            await wait_ready(hub)
+            button = device()
+            payload = {"lat": -6.2, "lon": 106.8, "ts": 1_800_000_000}  # no id: keyed by ts
+            async with hub.bus.subscribe(CASE_OPENED, name="test-panic") as cases:
+                await proxy.cut()
+                await press(hub, button, payload)
+                await _until(lambda: _state(hub) is AdapterState.BACKOFF)
+                await press(hub, button, payload)  # the broker delivers it again
+                proxy.restore()
+                case = await opened(cases, f"Panic button {button}")
+                await _until(lambda: _said(caplog, button, "already open"))
+                assert cases.get_nowait() is None
+            async with hub.pool.acquire() as conn:
+                rows = await conn.fetch(
+                    "SELECT id, external_id FROM cases WHERE reporter_contact = $1",
+                    f"device:{button}",
+                )
+            assert [(r["id"], r["external_id"]) for r in rows] == [
+                (case.id, f"{button}/1800000000")
+            ]
+            await _until(lambda: _state(hub) is AdapterState.RUNNING)
+    finally:
+        await proxy.stop()
+
+
+def _state(hub: Hub) -> AdapterState | None:
+    status = hub.supervisor.status.get("intake.panic")
+    return None if status is None else status.state
+
+
+def _said(caplog: pytest.LogCaptureFixture, *words: str) -> bool:
+    return any(all(w in r.getMessage() for w in words) for r in caplog.records)

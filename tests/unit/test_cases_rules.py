@@ -111,11 +111,32 @@ def test_a_press_decodes() -> None:
         ("p/panic/x", b'{"lat": NaN, "lon": 1}', "number"),
         ("p/panic/x", b'{"lat": 1}', "both"),
         ("p/panic/x", b'{"lon": 181, "lat": 0}', "between"),
+        ("p/panic/x", b'{"lat": 1' + b"0" * 400 + b', "lon": 0}', "between"),
+        ("p/panic/x", b'{"lat": 0, "lon": -1' + b"0" * 400 + b"}", "between"),
+        ("p/panic/x", b'{"text": "tolong\\u0000"}', "NUL"),
     ],
 )
 def test_a_bad_press_says_why(topic: str, payload: bytes, reason: str) -> None:
     with pytest.raises(PanicRefused, match=reason):
         parse_press(topic, payload)
+
+
+def test_a_press_without_id_or_ts_is_keyed_by_device_and_receive_minute() -> None:
+    first = parse_press("p/panic/btn-1", b"", received=1_800_000_000.0)
+    redelivered = parse_press("p/panic/btn-1", b"{}", received=1_800_000_030.0)
+    later = parse_press("p/panic/btn-1", b"", received=1_800_000_090.0)
+    assert first.press_id == redelivered.press_id == "rx-30000000"
+    assert later.press_id != first.press_id
+    assert parse_press("p/panic/x", b'{"ts": 5}', received=0.0).press_id == "5"
+
+
+def test_a_mail_with_nul_keeps_its_text_without_them() -> None:
+    raw = (
+        b"From: a@example.org\r\nSubject: Banjir\x00 besar\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nAir\x00 naik\r\n"
+    )
+    mail = parse_mail(raw, None)
+    assert (mail.subject, mail.text) == ("Banjir besar", "Air naik")
 
 
 def test_a_mail_decodes_with_its_tag_and_attachments() -> None:
