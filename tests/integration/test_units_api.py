@@ -217,10 +217,14 @@ async def test_positions_from_other_adapters_use_the_same_way_in(hub: Hub) -> No
     assert ingestor.stats()["rejected"]["aprs"] == {"out_of_range": 1}
 
 
-async def test_bad_unit_events_are_counted_and_dropped(hub: Hub, login_as: LoginAs) -> None:
+async def test_bad_unit_events_are_counted_and_dropped(
+    hub: Hub, login_as: LoginAs, caplog: pytest.LogCaptureFixture
+) -> None:
     viewer = await login_as(Role.VIEWER)
     unit_id = await add_unit(hub)
+    other_id = await add_unit(hub)
     topic = hub.mqtt.topic("units", unit_id, "events")
+    bad_topic = hub.mqtt.topic("units", "bad id!", "events")
     inbound = parts_of(hub).inbound
     await _publish(
         hub,
@@ -230,17 +234,27 @@ async def test_bad_unit_events_are_counted_and_dropped(hub: Hub, login_as: Login
             (topic, b'{"type": "launch", "order": "0a1b2c3d4e5f"}'),
             (topic, b'{"type": "ack", "order": "0a1b2c3d4e5f"}'),  # no such order
             (topic, b'{"type": "status", "status": "dispatched"}'),  # not the unit's to say
-            (hub.mqtt.topic("units", "bad id!", "events"), b'{"type": "text", "text": "x"}'),
+            (bad_topic, b'{"type": "text", "text": "x"}'),
             (topic, b'{"type": "text", "text": "nul \\u0000 inside"}'),
+            (hub.mqtt.topic("units", other_id, "events"), b"{broken"),
             (topic, b'{"type": "status", "status": "returning"}'),
         ],
     )
     async with asyncio.timeout(WAIT):
-        while inbound.handled < 3 or sum(inbound.rejected.values()) < 7:  # noqa: ASYNC110
+        while inbound.handled < 3 or sum(inbound.rejected.values()) < 8:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
-    assert dict(inbound.rejected) == {"malformed": 5, "refused": 2}
+    assert dict(inbound.rejected) == {"malformed": 6, "refused": 2}
+    # Logged once per source (each unit, the unreadable topic), whatever the reason.
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "ops.dispatch.mqtt_app" and r.levelname == "WARNING"
+    ]
+    assert len(warnings) == 3, warnings
+    for source in (unit_id, other_id, bad_topic):
+        assert sum(f"from {source} " in message for message in warnings) == 1, source
     # The good event after the bad ones still counts.
     code, body = await json_of(viewer, "GET", f"/api/v1/units/{unit_id}")
     assert (code, body["status"]) == (200, "returning")
     _, stats = await json_of(viewer, "GET", "/api/v1/positions/stats")
-    assert stats["events_rejected"] == {"malformed": 5, "refused": 2}
+    assert stats["events_rejected"] == {"malformed": 6, "refused": 2}
