@@ -26,6 +26,8 @@ Figure = float | int | str | bool | None
 
 DEFAULT_SILENCE = 60.0
 DEFAULT_HYSTERESIS = 10.0
+#: Distinct figures one device's state keeps; names beyond them are ignored, known ones update.
+MAX_FIGURES = 64
 
 
 class HealthState(enum.StrEnum):
@@ -195,14 +197,19 @@ class DeviceHealth:
     ) -> Transition | None:
         """Record a report (figures, explicit status or both) and evaluate.
 
-        An explicit ``online=False`` (a last will) is not proof of life; anything else is.
+        An explicit ``online=False`` (a last will) is not proof of life; anything else is. At most
+        ``MAX_FIGURES`` distinct figure names are kept, so a device inventing names cannot grow
+        its state (and its history and metrics) without bound.
         """
         if online is not False:
             self.last_seen = now
         if online is not None:
             self.explicit = online
         if figures:
-            self.figures.update(figures)
+            known = self.figures
+            for name, value in figures.items():
+                if name in known or len(known) < MAX_FIGURES:
+                    known[name] = value
         return self.evaluate(now)
 
     def evaluate(self, now: float) -> Transition | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime as dt
 import json
 import logging
 import math
@@ -56,14 +57,24 @@ DEFAULT_MAX_PAYLOAD = 16_384
 DEFAULT_RATE = 10.0
 DEFAULT_COMMAND_TIMEOUT = 10.0
 MAX_FIGURES = 64
+"""Figures in one message, and distinct figure names one device may use."""
 MAX_TEXT = 200
 MAX_TAGS = 32
+#: Nesting of a config's ``attributes`` or a reply's ``result`` (objects and lists).
+MAX_DEPTH = 8
+#: The last epoch second of year 9999, the end of ISO 8601's four-digit years.
+MAX_TS = 253_402_300_799
 #: Distinct sources whose rejections are counted apart; beyond this they share one "other" row.
 MAX_SOURCES = 10_000
 OTHER_SOURCE: Final = "(other)"
 DEVICE_ID: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 KIND: Final = re.compile(r"^[a-z0-9_]{1,64}$")
 STATUS_PAYLOADS: Final = {b"online": True, b"offline": False}
+# PostgreSQL's jsonb refuses NUL and asyncpg cannot encode lone surrogates, so such text would
+# fail every later write of the device; other control characters have no place in a device's
+# words either. Texts may carry tabs and line breaks, names and labels nothing of the sort.
+BAD_IN_TEXT: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+BAD_IN_NAME: Final = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 class Rejected(ValueError):  # noqa: N818 - reads as the message's fate
@@ -112,6 +123,7 @@ class DeviceBus:
         self._clock = clock
         self._base = link.topic("devices") + "/"
         self._kinds: dict[str, str] = {}
+        self._figure_names: dict[str, set[str]] = {}
         self._buckets: dict[str, _Bucket] = {}
         self._logged: set[tuple[str, str]] = set()
         self._pending: dict[str, tuple[str, float]] = {}
@@ -200,17 +212,13 @@ class DeviceBus:
     def _telemetry(self, device_id: str, payload: bytes, retain: bool) -> None:
         del retain
         data = _json_object(payload)
-        ts = data.pop("ts", None)
-        if ts is not None and not (
-            isinstance(ts, str) or (_is_number(ts) and math.isfinite(float(ts)))
-        ):
-            raise Rejected("wrong_type", "ts must be a number (epoch seconds) or an ISO 8601 text")
+        _check_ts(data.pop("ts", None))
         if len(data) > MAX_FIGURES:
             raise Rejected("too_many_figures", f"more than {MAX_FIGURES} figures")
         figures: dict[str, Figure] = {}
         for key, value in data.items():
             figures[key] = _figure(key, value)
-        self._report(device_id, figures, None)
+        self._report(device_id, self._known_figures(device_id, figures), None)
 
     def _config(self, device_id: str, payload: bytes, retain: bool) -> None:
         del retain
@@ -227,6 +235,7 @@ class DeviceBus:
             raise Rejected("wrong_type", "tags and commands must be lists of short texts")
         if not isinstance(attributes, dict):
             raise Rejected("wrong_type", "attributes must be an object")
+        _check_tree("attributes", attributes)
         self._kinds[device_id] = kind
         self.bus.publish(
             DEVICE_ANNOUNCED,
@@ -263,6 +272,9 @@ class DeviceBus:
             raise Rejected("wrong_type", "ok must be true or false and result an object")
         if error is not None and not isinstance(error, str):
             raise Rejected("wrong_type", "error must be a text")
+        _check_tree("result", result)
+        if error is not None:
+            _check_tree("error", error)
         del self._pending[request_id]
         self.bus.publish(
             DEVICE_COMMAND_REPLIED,
@@ -271,6 +283,37 @@ class DeviceBus:
             key=device_id,
             correlation_id=request_id,
         )
+
+    def _known_figures(self, device_id: str, figures: dict[str, Figure]) -> dict[str, Figure]:
+        """The figures without names beyond the device's first ``MAX_FIGURES`` distinct ones.
+
+        A device inventing names would otherwise grow its state, history and metrics without
+        bound; the extra names are dropped and counted, the known ones keep updating.
+        """
+        names = self._figure_names.get(device_id)
+        if names is None:
+            if len(self._figure_names) >= MAX_SOURCES * 10:
+                self._figure_names.clear()  # a flood of made-up ids: start afresh rather than grow
+            names = self._figure_names[device_id] = set()
+        kept: dict[str, Figure] = {}
+        dropped = 0
+        for key, value in figures.items():
+            if key not in names:
+                if len(names) >= MAX_FIGURES:
+                    dropped += 1
+                    continue
+                names.add(key)
+            kept[key] = value
+        if dropped:
+            self._reject(
+                device_id,
+                Rejected(
+                    "too_many_figures",
+                    f"{dropped} new figure names beyond {MAX_FIGURES} distinct ones dropped",
+                ),
+                self.link.topic("devices", device_id, "telemetry"),
+            )
+        return kept
 
     def _report(self, device_id: str, figures: dict[str, Figure], online: bool | None) -> None:
         self.bus.publish(
@@ -384,6 +427,8 @@ def _json_object(payload: bytes) -> dict[str, Any]:
         data = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
         raise Rejected("not_json", "the payload is not JSON") from None
+    except RecursionError:
+        raise Rejected("not_json", "the payload nests too deeply") from None
     if not isinstance(data, dict):
         raise Rejected("not_object", "the payload must be a JSON object")
     return data
@@ -393,26 +438,62 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer of hundreds of digits
+        return False
+
+
+def _check_ts(ts: object) -> None:
+    """Accept a missing ``ts``, epoch seconds, or an ISO 8601 text with its zone."""
+    if ts is None:
+        return
+    seconds: object = ts
+    if isinstance(ts, str) and len(ts) <= MAX_TEXT:
+        with contextlib.suppress(ValueError, OverflowError):
+            moment = dt.datetime.fromisoformat(ts)
+            seconds = None if moment.tzinfo is None else moment.timestamp()
+    if (
+        isinstance(seconds, int | float)
+        and not isinstance(seconds, bool)
+        and 0 <= seconds <= MAX_TS
+    ):
+        return
+    raise Rejected(
+        "wrong_type",
+        "ts must be epoch seconds or an ISO 8601 text with its zone, in years 1970-9999",
+    )
+
+
 def _figure(key: str, value: object) -> Figure:
-    if not key or len(key) > MAX_TEXT:
-        raise Rejected("wrong_type", "figure names must be 1-200 characters")
+    if not key or len(key) > MAX_TEXT or BAD_IN_NAME.search(key):
+        raise Rejected(
+            "wrong_type", "figure names must be 1-200 characters without control characters"
+        )
     if value is None or isinstance(value, bool):
         return value
-    if _is_number(value):
-        number = float(value)  # type: ignore[arg-type]
-        if not math.isfinite(number):
+    if isinstance(value, int | float):
+        if not _finite(value):
             raise Rejected("wrong_type", f"figure {key} is not a finite number")
-        return value  # type: ignore[return-value]
-    if isinstance(value, str) and len(value) <= MAX_TEXT:
         return value
-    raise Rejected("wrong_type", f"figure {key} must be a number, a short text, true/false or null")
+    if isinstance(value, str) and len(value) <= MAX_TEXT and not BAD_IN_TEXT.search(value):
+        return value
+    raise Rejected(
+        "wrong_type",
+        f"figure {key} must be a number, a short text without control characters, "
+        "true/false or null",
+    )
 
 
 def _texts(value: object, limit: int) -> bool:
     return (
         isinstance(value, list)
         and len(value) <= limit
-        and all(isinstance(item, str) and 0 < len(item) <= MAX_TEXT for item in value)
+        and all(
+            isinstance(item, str) and 0 < len(item) <= MAX_TEXT and not BAD_IN_NAME.search(item)
+            for item in value
+        )
     )
 
 
@@ -420,15 +501,38 @@ def _text(data: dict[str, Any], key: str) -> str | None:
     value = data.get(key)
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_TEXT:
-        raise Rejected("wrong_type", f"{key} must be a text of at most {MAX_TEXT} characters")
+    if not isinstance(value, str) or len(value) > MAX_TEXT or BAD_IN_NAME.search(value):
+        raise Rejected(
+            "wrong_type",
+            f"{key} must be a text of at most {MAX_TEXT} characters without control characters",
+        )
     return value
+
+
+def _check_tree(key: str, value: object, depth: int = 0) -> None:
+    """Reject what the database cannot store: bad characters, non-finite numbers, deep nesting."""
+    if depth > MAX_DEPTH:
+        raise Rejected("wrong_type", f"{key} nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        if BAD_IN_TEXT.search(value):
+            raise Rejected("wrong_type", f"{key} holds a text with control characters")
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            if BAD_IN_NAME.search(name):
+                raise Rejected("wrong_type", f"{key} holds a name with control characters")
+            _check_tree(key, item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_tree(key, item, depth + 1)
+    elif isinstance(value, int | float) and not _finite(value):
+        raise Rejected("wrong_type", f"{key} holds a number that is not finite")
 
 
 def _coordinate(data: dict[str, Any], key: str, limit: float) -> float | None:
     value = data.get(key)
     if value is None:
         return None
-    if not _is_number(value) or not -limit <= float(value) <= limit:
+    # Compared before any float(): an integer of hundreds of digits does not fit one.
+    if not _is_number(value) or not -limit <= value <= limit:
         raise Rejected("wrong_type", f"{key} must be a number within ±{limit:g}")
     return float(value)

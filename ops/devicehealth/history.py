@@ -3,7 +3,8 @@
 It reads ``DEVICE_REPORTED`` through its own bounded subscription with the ALARM policy, so a
 database that cannot keep up raises an alarm before anything is dropped. Each device is sampled
 at most once per ``sample_every`` seconds (0: every report). Rows older than the retention are
-pruned by age, in the background.
+pruned by age, in the background. A batch the database refuses for its data is split until the
+refused samples are found; those are dropped and counted (``refused``), the rest is written.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from db.health_samples import Sample
 from db.pool import Pool
 from ops.core.bus import Bus, Overflow, Subscription
 from ops.core.events import DEVICE_REPORTED, DeviceReported
+from ops.devicehealth.storage import TRANSIENT, refused
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ PRUNE_EVERY = 3600.0
 DB_RETRY = 1.0
 #: A failing database makes the writer keep at most this many samples waiting (then the oldest go).
 MAX_BACKLOG = 200_000
+#: Refused samples are logged once per device, for at most this many devices.
+MAX_LOGGED = 10_000
 
 
 class HistoryWriter:
@@ -56,6 +60,9 @@ class HistoryWriter:
         self.written = 0
         self.skipped = 0
         self.dropped = 0
+        #: Samples the database refused for their data, dropped.
+        self.refused = 0
+        self._refused_logged: set[str] = set()
         self._state_of = state_of
         self._sample_every = sample_every
         self._retention = dt.timedelta(days=retention_days)
@@ -73,7 +80,7 @@ class HistoryWriter:
         )
 
     async def run(self, subscription: Subscription) -> None:
-        """Collect, write and prune until cancelled; what is buffered is written on the way out."""
+        """Collect, write and prune until cancelled (one supervised adapter)."""
         async with asyncio.TaskGroup() as group:
             group.create_task(self._collect(subscription), name=f"{NAME}:collect")
             group.create_task(self._write_loop(), name=f"{NAME}:write")
@@ -121,7 +128,7 @@ class HistoryWriter:
             self._full.clear()
             try:
                 await self._write()
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except TRANSIENT as exc:
                 _LOGGER.warning("health history could not be written (will retry): %s", exc)
                 await asyncio.sleep(DB_RETRY)
 
@@ -130,8 +137,7 @@ class HistoryWriter:
             return 0
         batch, self._buffer = self._buffer[: self._batch], self._buffer[self._batch :]
         try:
-            async with self.pool.acquire() as conn:
-                written = await health_samples.copy_samples(conn, batch)
+            written = await self._copy(batch)
         except BaseException:
             self._buffer[:0] = batch
             if len(self._buffer) > MAX_BACKLOG:
@@ -143,6 +149,52 @@ class HistoryWriter:
         if len(self._buffer) >= self._batch:
             self._full.set()
         return written
+
+    async def _copy(self, batch: list[Sample]) -> int:
+        """COPY a batch; on refused data, halve until each refused sample stands alone.
+
+        On any other error the samples not yet written are left in ``batch`` (the caller puts
+        them back), so nothing is written twice.
+        """
+        try:
+            async with self.pool.acquire() as conn:
+                return await health_samples.copy_samples(conn, batch)
+        except asyncpg.PostgresError as exc:
+            if not refused(exc):
+                raise
+        written = 0
+        todo = [batch[len(batch) // 2 :], batch[: len(batch) // 2]]
+        try:
+            while todo:
+                part = todo[-1]
+                try:
+                    async with self.pool.acquire() as conn:
+                        written += await health_samples.copy_samples(conn, part)
+                except asyncpg.PostgresError as exc:
+                    if not refused(exc):
+                        raise
+                    todo.pop()
+                    if len(part) > 1:
+                        todo += [part[len(part) // 2 :], part[: len(part) // 2]]
+                    else:
+                        self._refuse(part[0], exc)
+                    continue
+                todo.pop()
+        except BaseException:
+            batch[:] = [sample for part in reversed(todo) for sample in part]
+            self.written += written
+            raise
+        return written
+
+    def _refuse(self, sample: Sample, exc: BaseException) -> None:
+        self.refused += 1
+        if sample.device_id not in self._refused_logged and len(self._refused_logged) < MAX_LOGGED:
+            self._refused_logged.add(sample.device_id)
+            _LOGGER.warning(
+                "device %s: the database refused a health sample (dropped): %s",
+                sample.device_id,
+                exc,
+            )
 
     async def _prune_loop(self) -> None:
         while True:

@@ -5,12 +5,20 @@ Reports from any adapter (``DEVICE_REPORTED``), devices' own announcements, the 
 subscription. The pure rules of :mod:`devices.health` turn them into committed state changes;
 those are published at once on ``device.health`` and stored by the persister, which writes in
 batches, one transaction per batch, and publishes alarm changes only after they are committed.
-A database outage only delays the persister: it keeps its batch and retries.
+A database outage only delays the persister: it keeps its batch and retries. A batch the
+database refuses for its data (a value PostgreSQL rejects) is stored again device by device, and
+only the refused devices' part is dropped and counted, so one bad row never blocks the others.
+
+Reports of ids nobody configured or announced that come from an untrusted source (the MQTT device
+bus) are dropped and counted as ``unknown_device`` unless ``devices.register_unknown`` is set.
+Silence is not judged while the MQTT link is down; each device gets a fresh silence window when
+it comes back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import logging
@@ -48,6 +56,7 @@ from ops.core.events import (
     Figure,
 )
 from ops.devicehealth.events import DEVICE_ALARM, DEVICE_HEALTH, AlarmChanged, DeviceHealthChanged
+from ops.devicehealth.storage import TRANSIENT, refused
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,6 +67,9 @@ DEFAULT_FLUSH = 0.25
 DEFAULT_TOUCH_EVERY = 60.0
 DEFAULT_QUEUE = 50_000
 DB_RETRY = 1.0
+UNKNOWN_DEVICE = "unknown_device"
+#: At most this many sources are counted apart, and this many unknown devices' statuses kept.
+MAX_SOURCES = 10_000
 OFFLINE_ALARM = "offline"
 THRESHOLD_ALARM = "threshold:"
 ESCALATE_TO = "supervisor"
@@ -91,6 +103,7 @@ class DeviceEntry:
     commands: tuple[str, ...] = ()
     last_seen_at: dt.datetime | None = None
     since: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    configured: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +126,21 @@ class _Batch:
     def __bool__(self) -> bool:
         return bool(self.seen or self.announced or self.states or self.events or self.alarms)
 
+    def by_device(self) -> dict[str, _Batch]:
+        """The batch split into one part per device, each in its original order."""
+        parts: dict[str, _Batch] = collections.defaultdict(_Batch)
+        for device_id, seen in self.seen.items():
+            parts[device_id].seen[device_id] = seen
+        for device_id, note in self.announced.items():
+            parts[device_id].announced[device_id] = note
+        for device_id, update in self.states.items():
+            parts[device_id].states[device_id] = update
+        for event in self.events:
+            parts[event[0]].events.append(event)
+        for action in self.alarms:
+            parts[action.device_id].alarms.append(action)
+        return dict(parts)
+
 
 class DeviceHealthService:
     """Every device's truth: registry, health, alarms; run by :meth:`run` in one task group."""
@@ -129,7 +157,13 @@ class DeviceHealthService:
         flush: float = DEFAULT_FLUSH,
         touch_every: float = DEFAULT_TOUCH_EVERY,
         clock: Callable[[], float] = time.monotonic,
+        untrusted: frozenset[str] = frozenset(),
+        link: str | None = None,
+        on_rejected: Callable[[str, str], None] | None = None,
     ) -> None:
+        # untrusted: event sources whose reports of unknown ids are dropped unless
+        # config.register_unknown; link: the adapter whose outage pauses silence judgement;
+        # on_rejected: also told of each dropped report as (source device, reason).
         self.bus = bus
         self.pool = pool
         self.config = config
@@ -140,6 +174,16 @@ class DeviceHealthService:
         self.devices: dict[str, DeviceEntry] = {}
         self.reports = 0
         self.transitions = 0
+        #: Stored changes the database refused for their data, dropped (see the module text).
+        self.refused = 0
+        #: Reports dropped by the service, by (source device, reason).
+        self.rejected: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.silence_paused = False
+        self._untrusted = untrusted
+        self._link = link
+        self._on_rejected = on_rejected
+        self._logged: set[tuple[str, str]] = set()
+        self._held_status: dict[str, Envelope[DeviceReported]] = {}
         self.open_alarms: dict[int, AlarmRow] = {}
         self._tick = tick
         self._flush = flush
@@ -164,11 +208,11 @@ class DeviceHealthService:
                 entry.health.state = HealthState(row.state)
                 entry.health.reason = row.reason or ""
                 entry.health.figures.update(row.figures)
-                # Alone, this hub hears every device: a fresh silence window catches the ones
-                # that died while it was down. In a share group another hub may be the one that
-                # hears a device, so silence is judged only for devices this hub hears itself.
-                if not self.config.share_group:
-                    entry.health.last_seen = now
+            # Alone, this hub hears every device: a fresh silence window catches the ones that
+            # died while it was down, and the ones never heard from at all. In a share group
+            # another hub may be the one that hears a device, so silence is judged only for
+            # devices this hub hears itself.
+            self._start_silence_clock(entry, now)
             self.devices[row.id] = entry
         self.open_alarms = {alarm.id: alarm for alarm in active}
         _LOGGER.info("device registry loaded: %d devices, %d active alarms", len(rows), len(active))
@@ -196,12 +240,25 @@ class DeviceHealthService:
             group.create_task(self._ticker(), name=f"{SOURCE}:tick")
             group.create_task(self._persister(), name=f"{SOURCE}:persist")
 
+    async def run_evaluator(self, subscription: Subscription) -> None:
+        """Turn bus events into health changes until cancelled (one supervised adapter)."""
+        self._report_hub_itself()
+        await self._evaluate(subscription)
+
+    async def run_ticker(self) -> None:
+        """Judge silence and hysteresis as time passes, until cancelled."""
+        await self._ticker()
+
+    async def run_persister(self) -> None:
+        """Store health changes in batches and escalate due alarms, until cancelled."""
+        await self._persister()
+
     async def persist_now(self) -> None:
         """Store everything queued so far at once (at shutdown, when the loops are stopped)."""
         self._touch()
         batch, self._batch = self._batch, _Batch()
         if batch:
-            for row, action in await self._commit(batch, escalate=False):
+            for row, action in await self._store(batch, escalate=False):
                 self._alarm_changed(row, action)
 
     async def wait_idle(self) -> None:
@@ -251,8 +308,12 @@ class DeviceHealthService:
         """A person registered or changed a device: follow the new registration."""
         entry = self.devices.get(row.id)
         if entry is None:
-            self.devices[row.id] = self._entry_from_row(row)
+            entry = self._entry_from_row(row)
+            entry.configured = True
+            self._start_silence_clock(entry, self._clock())
+            self.devices[row.id] = entry
             return
+        entry.configured = True
         entry.name, entry.site = row.name, row.site
         if entry.kind != row.kind:
             entry.kind = row.kind
@@ -353,6 +414,18 @@ class DeviceHealthService:
         report = envelope.payload
         self.reports += 1
         entry = self.devices.get(report.device_id)
+        if (
+            entry is None
+            and envelope.source in self._untrusted
+            and not self.config.register_unknown
+        ):
+            self._reject(report.device_id, UNKNOWN_DEVICE)
+            if report.online is not None and (
+                report.device_id in self._held_status or len(self._held_status) < MAX_SOURCES
+            ):
+                # Retained replay may bring a status before the config: keep the last one.
+                self._held_status[report.device_id] = envelope
+            return
         if entry is None:
             entry = self._auto_register(
                 report.device_id, report.kind, report.name, report.site, envelope.source
@@ -371,12 +444,27 @@ class DeviceHealthService:
             entry = self._auto_register(
                 note.device_id, note.kind, note.name, note.site, note.adapter
             )
+            self._start_silence_clock(entry, self._clock())
+        elif not entry.configured:
+            # A device's own announcement wins over what its first report guessed, but never
+            # over a person's registration (the database applies the same rule).
+            entry.name = note.name if note.name is not None else entry.name
+            entry.site = note.site if note.site is not None else entry.site
+            if entry.kind != note.kind:
+                entry.kind = note.kind
+                entry.health.kind = note.kind
+                self._reevaluate(entry)
         entry.commands = note.commands
         self._batch.announced[note.device_id] = note
         self._wake.set()
+        held = self._held_status.pop(note.device_id, None)
+        if held is not None:
+            self._on_report(held)
 
     def _on_adapter(self, envelope: Envelope[AdapterStatus]) -> None:
         status = envelope.payload
+        if status.name == self._link:
+            self.link_changed(status.state)
         device_id = f"adapter:{status.name}"
         entry = self.devices.get(device_id) or self._auto_register(
             device_id, ADAPTER_KIND, status.name, None, "hub"
@@ -415,6 +503,39 @@ class DeviceHealthService:
         change = entry.health.observe(self._clock(), {}, online=True)
         if change is not None:
             self._transition(entry, change)
+
+    def link_changed(self, state: AdapterState) -> None:
+        """The MQTT link changed: pause silence while it is down, then grant a fresh window."""
+        running = state is AdapterState.RUNNING
+        if running and self.silence_paused:
+            now = self._clock()
+            for entry in self.devices.values():
+                if entry.health.last_seen is not None:
+                    entry.health.last_seen = max(entry.health.last_seen, now)
+            _LOGGER.info("MQTT link is back: silence is judged again from now")
+        elif not running and not self.silence_paused:
+            _LOGGER.info("MQTT link is down: silence is not judged until it is back")
+        self.silence_paused = not running
+
+    def _start_silence_clock(self, entry: DeviceEntry, now: float) -> None:
+        """Let a device this hub should hear go offline after a silence, even if never heard."""
+        if not self.config.share_group and entry.health.last_seen is None:
+            entry.health.last_seen = now
+
+    def _reevaluate(self, entry: DeviceEntry) -> None:
+        change = entry.health.evaluate(self._clock())
+        if change is not None:
+            self._transition(entry, change)
+
+    def _reject(self, source: str, reason: str) -> None:
+        key = (source, reason)
+        if key in self.rejected or len(self.rejected) < MAX_SOURCES:
+            self.rejected[key] += 1
+        if self._on_rejected is not None:
+            self._on_rejected(source, reason)
+        if key not in self._logged and len(self._logged) < MAX_SOURCES:
+            self._logged.add(key)
+            _LOGGER.warning("device report dropped (%s): %s", reason, source)
 
     def _auto_register(
         self, device_id: str, kind: str, name: str | None, site: str | None, adapter: str | None
@@ -490,7 +611,10 @@ class DeviceHealthService:
         while True:
             await asyncio.sleep(self._tick)
             now = self._clock()
+            paused = self.silence_paused
             for entry in list(self.devices.values()):
+                if paused and entry.health.explicit is None:
+                    continue  # its silence may be the link's, not the device's
                 change = entry.health.tick(now)
                 if change is not None:
                     self._transition(entry, change)
@@ -520,15 +644,16 @@ class DeviceHealthService:
                 continue
             self._in_flight = True
             try:
-                changed = await self._commit(batch, escalate=escalate)
-            except asyncio.CancelledError:
-                self._merge_back(batch)  # rolled back: the final flush at shutdown stores it
-                raise
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                changed = await self._store(batch, escalate=escalate)
+            except TRANSIENT as exc:
                 _LOGGER.warning("device health could not store a batch (will retry): %s", exc)
                 self._merge_back(batch)
                 await asyncio.sleep(DB_RETRY)
                 continue
+            except BaseException:
+                # Rolled back: the restarted persister (or the final flush at shutdown) stores it.
+                self._merge_back(batch)
+                raise
             finally:
                 self._in_flight = False
             if escalate:
@@ -539,7 +664,7 @@ class DeviceHealthService:
     def _touch(self) -> None:
         for device_id in self._touched:
             entry = self.devices.get(device_id)
-            if entry is not None and device_id not in self._batch.states:
+            if entry is not None:  # the latest figures, even over a queued state change
                 self._batch.states[device_id] = StateUpdate(
                     device_id,
                     entry.health.state.value,
@@ -558,6 +683,59 @@ class DeviceHealthService:
         batch.events.extend(newer.events)
         batch.alarms.extend(newer.alarms)
         self._batch = batch
+
+    async def _store(self, batch: _Batch, *, escalate: bool) -> list[tuple[AlarmRow, str]]:
+        """Commit a batch; if its data is refused, commit it device by device instead.
+
+        Raises what is not about the data (a lost connection), with nothing of the batch
+        committed, so the caller keeps the whole batch and retries.
+        """
+        try:
+            return await self._commit(batch, escalate=escalate)
+        except asyncpg.PostgresError as exc:
+            if not refused(exc):
+                raise
+        return await self._store_each(batch, escalate=escalate)
+
+    async def _store_each(self, batch: _Batch, *, escalate: bool) -> list[tuple[AlarmRow, str]]:
+        changed: list[tuple[AlarmRow, str]] = []
+        parts = batch.by_device()
+        done: set[str] = set()
+        try:
+            for device_id, part in parts.items():
+                try:
+                    changed.extend(await self._commit(part, escalate=False))
+                except asyncpg.PostgresError as exc:
+                    if not refused(exc):
+                        raise
+                    self._refused(device_id, exc)
+                done.add(device_id)
+            if escalate:
+                changed.extend(await self._commit(_Batch(), escalate=True))
+        except BaseException:
+            # Committed parts are published now; what is left goes back to the caller.
+            for row, action in changed:
+                self._alarm_changed(row, action)
+            left = _Batch()
+            for device_id, part in parts.items():
+                if device_id not in done:
+                    left.seen.update(part.seen)
+                    left.announced.update(part.announced)
+                    left.states.update(part.states)
+                    left.events.extend(part.events)
+                    left.alarms.extend(part.alarms)
+            batch.seen, batch.announced, batch.states = left.seen, left.announced, left.states
+            batch.events, batch.alarms = left.events, left.alarms
+            raise
+        return changed
+
+    def _refused(self, device_id: str, exc: BaseException) -> None:
+        self.refused += 1
+        if (device_id, "refused") not in self._logged and len(self._logged) < MAX_SOURCES:
+            self._logged.add((device_id, "refused"))
+            _LOGGER.warning(
+                "device %s: the database refused its health data (dropped): %s", device_id, exc
+            )
 
     async def _commit(self, batch: _Batch, *, escalate: bool) -> list[tuple[AlarmRow, str]]:
         changed: list[tuple[AlarmRow, str]] = []
@@ -671,6 +849,7 @@ class DeviceHealthService:
             DeviceHealth(row.kind, self.policy),
             tuple(c for c in commands if isinstance(c, str)) if isinstance(commands, list) else (),
             row.last_seen,
+            configured=row.configured,
         )
 
 

@@ -1,19 +1,23 @@
 """Wiring of device health into a hub: the service, the history writer and the MQTT device bus.
 
 This is composition glue (like ``ops/app.py``): it is the one place of the domain that names the
-MQTT device adapter, which it hands to the hub's supervisor.
+MQTT device adapter, which it hands to the hub's supervisor. The service's evaluator, ticker and
+persister and the history writer run as supervised adapters too, so a crash restarts them with
+backoff and shows on the devices page like any adapter.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from devices.mqtt import devicebus as devicebus_module
 from devices.mqtt.devicebus import DeviceBus
+from ops.core.adapter import AdapterContext
 from ops.devicehealth.history import HistoryWriter
 from ops.devicehealth.service import DeviceHealthService
 
@@ -23,6 +27,10 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 FINAL_FLUSH_TIMEOUT = 3.0
+EVALUATOR = "devicehealth-evaluator"
+TICKER = "devicehealth-ticker"
+PERSISTER = "devicehealth-persister"
+HISTORY = "devicehealth-history"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +58,17 @@ async def setup(hub: Hub) -> None:
     cfg = hub.config.devices
     # Tick often enough that silence and hysteresis end within a quarter of their length.
     tick = max(0.05, min(1.0, cfg.offline_after / 4, (cfg.hysteresis or 4.0) / 4))
-    service = DeviceHealthService(hub.bus, hub.pool, cfg, hub_id=hub.config.hub.id, tick=tick)
+    counted: list[DeviceBus] = []
+    service = DeviceHealthService(
+        hub.bus,
+        hub.pool,
+        cfg,
+        hub_id=hub.config.hub.id,
+        tick=tick,
+        untrusted=frozenset({DeviceBus.name}),
+        link=hub.mqtt.name,
+        on_rejected=lambda source, reason: _count_rejected(counted, source, reason),
+    )
     await service.load()
     history = HistoryWriter(
         hub.bus,
@@ -66,23 +84,27 @@ async def setup(hub: Hub) -> None:
         max_payload=cfg.max_payload,
         rate=cfg.rate_per_device,
     )
+    counted.append(devicebus)
     devicebus.attach()
     evaluations = service.subscribe()
     samples = history.subscribe()
-    tasks = [
-        asyncio.create_task(service.run(evaluations), name="devicehealth"),
-        asyncio.create_task(history.run(samples), name="devicehealth:history"),
+    # The link may have changed state before the subscription opened.
+    link = hub.supervisor.status.get(hub.mqtt.name)
+    if link is not None:
+        service.link_changed(link.state)
+    loops = [
+        Loop(EVALUATOR, lambda: service.run_evaluator(evaluations)),
+        Loop(TICKER, service.run_ticker),
+        Loop(PERSISTER, service.run_persister),
+        Loop(HISTORY, lambda: history.run(samples)),
     ]
-    for task in tasks:
-        task.add_done_callback(_report_crash)
+    for loop in loops:
+        hub.supervisor.start(loop)
     _PARTS[hub] = DeviceHealthParts(service, history, devicebus)
 
     async def stop() -> None:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for loop in reversed(loops):
+            await hub.supervisor.stop(loop.name)
         evaluations.close()
         samples.close()
         try:
@@ -102,6 +124,25 @@ def _state_of(service: DeviceHealthService, device_id: str) -> str:
     return "unknown" if entry is None else entry.health.state.value
 
 
-def _report_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        _LOGGER.error("%s stopped", task.get_name(), exc_info=task.exception())
+class Loop:
+    """One of the domain's own loops as an adapter: restarted with backoff if it crashes."""
+
+    heartbeat_interval: float | None = None
+
+    def __init__(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        self.name = name
+        self._loop = loop
+
+    async def run(self, ctx: AdapterContext) -> None:
+        """Run the loop; it starts healthy and runs until cancelled or it raises."""
+        ctx.heartbeat()
+        await self._loop()
+
+
+def _count_rejected(devicebus: list[DeviceBus], source: str, reason: str) -> None:
+    """Count a report the service dropped with the device bus's own per-source counts."""
+    if not devicebus:
+        return
+    rejected = devicebus[0].rejected
+    if (source, reason) in rejected or len(rejected) < devicebus_module.MAX_SOURCES:
+        rejected[(source, reason)] += 1

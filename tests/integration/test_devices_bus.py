@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
 import logging
 import os
@@ -9,10 +11,12 @@ import os
 import aiomqtt
 import pytest
 
+from db import health_samples
+from ops.app import Hub
 from ops.core.events import DEVICE_REPORTED
 from ops.devicehealth import service_of
 from ops.devicehealth.service import CommandRefused, DeviceNotFound
-from tests.fixtures.hub import ConfigFactory, unique_name
+from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, unique_name
 from tests.integration.test_devices_health import devices_hub, simulated, state, until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
@@ -132,10 +136,44 @@ async def test_bad_input_is_counted_per_source_and_never_hurts_others(
         await good.stop()
 
 
-async def test_unknown_devices_are_registered_on_first_report(
+async def test_unknown_devices_are_dropped_and_counted_by_default(
     device_hub_config: ConfigFactory,
 ) -> None:
     async with devices_hub(device_hub_config) as hub:
+        parts = service_of(hub)
+        device_id = unique_name("stranger")
+        host, port = hub.config.mqtt.host_port
+        async with aiomqtt.Client(host, port) as client:
+            for n in range(3):
+                await client.publish(
+                    f"{hub.config.mqtt.prefix}/devices/{device_id}/telemetry",
+                    json.dumps({"ts": 1, "battery_pct": 50 + n}),
+                    qos=1,
+                )
+        await until(lambda: parts.devicebus.rejected_from(device_id).get("unknown_device") == 3)
+        assert state(hub, device_id) is None
+        await parts.service.wait_idle()
+        async with hub.pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT kind FROM devices WHERE id = $1", device_id)
+        assert row is None
+        # Once it announces itself, its reports are accepted.
+        announced = simulated(hub, device_id, interval=None)
+        await announced.start()
+        await announced.send_telemetry({"battery_pct": 61})
+        await until(
+            lambda: (
+                device_id in parts.service.devices
+                and parts.service.entry(device_id).health.figures.get("battery_pct") == 61
+            )
+        )
+        assert parts.devicebus.rejected_from(device_id) == {"unknown_device": 3}
+        await announced.stop()
+
+
+async def test_unknown_devices_are_registered_on_first_report_when_allowed(
+    device_hub_config: ConfigFactory,
+) -> None:
+    async with devices_hub(device_hub_config, register_unknown=True) as hub:
         parts = service_of(hub)
         device_id = unique_name("new")
         host, port = hub.config.mqtt.host_port
@@ -155,24 +193,122 @@ async def test_unknown_devices_are_registered_on_first_report(
         assert dict(row) == {"kind": "mqtt_sensor", "adapter": "mqtt-devices", "configured": False}
 
 
-async def test_shared_subscription_group_still_receives_telemetry(
+async def test_shared_subscription_group_splits_telemetry_between_hubs(
     device_hub_config: ConfigFactory,
 ) -> None:
     if not hub_broker_is_mosquitto():
-        pytest.skip("the embedded amqtt broker does not implement $share subscriptions")
-    async with devices_hub(device_hub_config, share_group="posko-test") as hub:
-        device = simulated(hub, interval=None)
-        await device.start()
-        await until(lambda: state(hub, device.device_id) == "online")
-        await device.send_telemetry({"battery_pct": 33})
-        await until(
-            lambda: (
-                service_of(hub).service.entry(device.device_id).health.figures.get("battery_pct")
-                == 33
-            )
+        pytest.skip(
+            "needs a broker with shared subscriptions (Mosquitto, as in CI): "
+            "the embedded amqtt broker treats $share/... as a topic that matches nothing"
         )
+    prefix = f"{unique_name('shared')}/posko"
+    devices = {"hysteresis": 0.3, "offline_after": 30.0, "share_group": "posko-test"}
+    hubs = [
+        Hub(
+            device_hub_config(devices=devices, mqtt={"prefix": prefix}),
+            restart_policy=TEST_RESTART_POLICY,
+        )
+        for _ in range(2)
+    ]
+    total = 20
+    async with hubs[0] as first, hubs[1] as second:
+        for hub in (first, second):
+            await until(lambda hub=hub: service_of(hub).devicebus.link.connected)
+        device = simulated(first, interval=None)
+        await device.start()
+        for hub in (first, second):
+            await until(lambda hub=hub: state(hub, device.device_id) == "online")
+        shares: dict[str, set[int]] = {first.config.hub.id: set(), second.config.hub.id: set()}
+        feeds = {
+            hub.config.hub.id: hub.bus.subscribe(DEVICE_REPORTED, maxsize=1000, name="test-share")
+            for hub in (first, second)
+        }
+        for n in range(total):
+            await device.send_telemetry({"n": n})
+
+        def collected() -> bool:
+            for hub_id, feed in feeds.items():
+                while (envelope := feed.get_nowait()) is not None:
+                    report = envelope.payload
+                    if report.device_id == device.device_id and "n" in report.figures:
+                        shares[hub_id].add(int(report.figures["n"]))
+            return sum(len(got) for got in shares.values()) >= total
+
+        await until(collected)
+        await asyncio.sleep(0.5)
+        collected()
+        got = list(shares.values())
+        assert all(got), f"a hub of the group got no share: {shares}"
+        assert not got[0] & got[1], "a message went to both hubs"
+        assert got[0] | got[1] == set(range(total))
+        for feed in feeds.values():
+            feed.close()
         await device.stop()
 
 
 def hub_broker_is_mosquitto() -> bool:
     return bool(os.environ.get("POSKO_MQTT__URL"))
+
+
+async def test_hostile_payloads_are_counted_and_history_goes_on(
+    device_hub_config: ConfigFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with devices_hub(device_hub_config, sample_every=0.0) as hub:
+        parts = service_of(hub)
+        bus = parts.devicebus
+        prefix = hub.config.mqtt.prefix
+        hostile = simulated(hub, interval=None)
+        healthy = simulated(hub, interval=None)
+        for device in (hostile, healthy):
+            await device.start()
+            await until(lambda: state(hub, device.device_id) == "online")  # noqa: B023
+        await hostile.send_telemetry({"battery_pct": 80})
+        await until(
+            lambda: parts.service.entry(hostile.device_id).health.figures.get("battery_pct") == 80
+        )
+        host, port = hub.config.mqtt.host_port
+        caplog.set_level(logging.WARNING)
+        async with aiomqtt.Client(host, port) as client:
+
+            async def send(payload: bytes | str) -> None:
+                await client.publish(
+                    f"{prefix}/devices/{hostile.device_id}/telemetry", payload, qos=1
+                )
+
+            await send(b"x" * 1_048_576)
+            await send(b"[" * 16_000)
+            await send(json.dumps({"battery_pct": 81, "note": "a\u0000b"}))
+            await send('{"battery_pct": 1' + "0" * 400 + "}")
+            await send(json.dumps({"ts": "garbage", "battery_pct": 82}))
+            await until(lambda: sum(bus.rejected_from(hostile.device_id).values()) >= 5)
+
+        assert bus.rejected_from(hostile.device_id) == {
+            "too_large": 1,
+            "not_json": 1,
+            "wrong_type": 3,
+        }
+        assert bus.link.handler_errors == 0
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        figures = parts.service.entry(hostile.device_id).health.figures
+        assert figures["battery_pct"] == 80
+        assert "note" not in figures
+
+        start = dt.datetime.now(dt.UTC)
+        await healthy.send_telemetry({"battery_pct": 55, "rssi_dbm": -70})
+        await until(
+            lambda: parts.service.entry(healthy.device_id).health.figures.get("battery_pct") == 55
+        )
+        await parts.service.wait_idle()
+        while parts.history.pending():
+            await parts.history.flush_now()
+        async with hub.pool.acquire() as conn:
+            samples = await health_samples.query(
+                conn,
+                healthy.device_id,
+                since=start - dt.timedelta(seconds=1),
+                until=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1),
+            )
+        assert [s.figures.get("battery_pct") for s in samples] == [55]
+        assert hub.mqtt.connected
+        await hostile.stop()
+        await healthy.stop()

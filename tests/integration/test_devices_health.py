@@ -87,7 +87,7 @@ async def test_a_last_will_marks_the_device_offline_and_raises_an_alarm(
 async def test_silence_marks_a_telemetry_only_device_offline(
     device_hub_config: ConfigFactory,
 ) -> None:
-    async with devices_hub(device_hub_config, offline_after=1.0) as hub:
+    async with devices_hub(device_hub_config, offline_after=1.0, register_unknown=True) as hub:
         host, port = hub.config.mqtt.host_port
         device_id = unique_name("quiet")
         topic = f"{hub.config.mqtt.prefix}/devices/{device_id}/telemetry"
@@ -142,6 +142,8 @@ async def test_alarms_raise_escalate_acknowledge_and_clear(
         escalated = await next_action("escalated")
         assert escalated.id == raised.id
         assert escalated.escalated_to == "supervisor"
+        # Escalation waits escalate_after from the raise.
+        assert escalated.escalated_at - raised.raised_at >= dt.timedelta(seconds=0.5)
         acked = await parts.service.acknowledge(raised.id, "teknisi-budi")
         assert acked is not None
         assert acked.acknowledged_by == "teknisi-budi"
@@ -164,8 +166,37 @@ async def test_alarms_raise_escalate_acknowledge_and_clear(
         kinds = [event.kind for event in reversed(history)]
         for expected in ("alarm.raised", "alarm.escalated", "alarm.acknowledged", "alarm.cleared"):
             assert expected in kinds
-        events.close()
         await revived.stop()
+
+        # An alarm acknowledged before escalate_after never escalates.
+        await acknowledged_alarm_does_not_escalate(hub, events)
+        events.close()
+
+
+async def acknowledged_alarm_does_not_escalate(hub: Hub, events: Any) -> None:
+    quick = simulated(hub, interval=None)
+    await quick.start()
+    await until(lambda: state(hub, quick.device_id) == "online")
+    await quick.crash()
+    quick_alarm = await next_action_of(events, quick.device_id, "raised")
+    await service_of(hub).service.acknowledge(quick_alarm.id, "teknisi-budi")
+    await asyncio.sleep(2.0)  # four times escalate_after, with the check running every 0.125 s
+    async with hub.pool.acquire() as conn:
+        quiet = await alarm_rows.get_alarm(conn, quick_alarm.id)
+    assert quiet is not None
+    assert quiet.acknowledged_at is not None
+    assert quiet.escalated_at is None
+    while (envelope := events.get_nowait()) is not None:
+        change = envelope.payload
+        assert (change.id, change.action) != (quick_alarm.id, "escalated")
+
+
+async def next_action_of(events: Any, device_id: str, action: str) -> Any:
+    async with asyncio.timeout(WAIT):
+        while True:
+            change = (await events.get()).payload
+            if change.device_id == device_id and change.action == action:
+                return change
 
 
 async def test_the_hubs_own_alarms_and_adapters_are_devices(

@@ -200,3 +200,15 @@ def test_tick_commits_a_pending_explicit_status() -> None:
     change = health.tick(6.0)
     assert change is not None
     assert change.new is HealthState.OFFLINE
+
+
+def test_distinct_figures_are_capped_and_known_ones_keep_updating() -> None:
+    health = DeviceHealth("mqtt_sensor", POLICY)
+    health.observe(0.0, {"battery_pct": 90})
+    for n in range(100):
+        health.observe(float(n), {f"made_up_{n}_{m}": m for m in range(64)})
+    assert len(health.figures) == 64  # the cap, as the device bus has per message
+    health.observe(200.0, {"battery_pct": 10, "another": 1})
+    assert health.figures["battery_pct"] == 10
+    assert "another" not in health.figures
+    assert health.pending is HealthState.DEGRADED
