@@ -1,8 +1,8 @@
 """The composition root: the only module that imports every package and wires them together.
 
 ``Hub`` is usable headless (``async with Hub(cfg) as hub``), which the tests and benches rely on;
-``posko up`` wraps it in the web server. Start order is database, broker, adapters, readiness;
-shutdown is the exact reverse, each step bounded, so nothing outlives what it uses.
+``posko up`` wraps it in the web server. Start order is database server, broker, pool, adapters,
+readiness; shutdown is the exact reverse, each step bounded, so nothing outlives what it uses.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ops.core.bus import Bus, Overflow, Subscription
 from ops.core.config import Config
 from ops.core.events import ADAPTER_STATUS, HUB_READINESS, HubReadinessChanged
 from ops.core.supervisor import RestartPolicy, Supervisor
-from ops.database import open_pool
+from ops.database import connect_pool, database_server
 from ops.devicehealth.setup import setup as devicehealth_setup
 from ops.dispatch.setup import setup as dispatch_setup
 
@@ -112,18 +112,22 @@ class Hub:
 
     async def _start(self) -> None:
         cfg = self.config
-        self._pool = await self._stack.enter_async_context(open_pool(cfg))
-        self._stack.callback(self._forget_pool)
-        async with self.pool.acquire() as conn:
-            applied = await migrate(conn)
-        if applied:
-            _LOGGER.info("applied migrations: %s", ", ".join(applied))
-
+        # Servers first, then the pool on them: shutdown (the reverse) closes the pool before
+        # the embedded broker and database stop.
+        dsn = await self._stack.enter_async_context(database_server(cfg))
         if cfg.mqtt.url is None:
             host, port = cfg.mqtt.host_port
             self._embedded_broker = EmbeddedBroker(host=host, port=port)
             await self._embedded_broker.start()
             self._stack.push_async_callback(self._embedded_broker.stop)
+
+        # A server that is not up yet (the room's power came back) is waited for, not fatal.
+        self._pool = await self._stack.enter_async_context(connect_pool(cfg, dsn, wait=None))
+        self._stack.callback(self._forget_pool)
+        async with self.pool.acquire() as conn:
+            applied = await migrate(conn)
+        if applied:
+            _LOGGER.info("applied migrations: %s", ", ".join(applied))
 
         self._stack.push_async_callback(self.supervisor.stop_all)
         self.supervisor.start(self.mqtt)

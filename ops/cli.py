@@ -25,6 +25,8 @@ SIMULATORS = {
     "unit-app": "devices.mqtt.unitapp",
 }
 NOISY_LOGGERS = ("amqtt", "transitions", "aiohttp.access")
+#: Seconds a one-shot command keeps trying a database server that is not up yet.
+DEFAULT_DATABASE_WAIT = 30.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     migrate = db_commands.add_parser("migrate", help="apply pending migrations")
     migrate.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    _add_wait_option(migrate)
     migrate.set_defaults(handler=_db_migrate)
 
     user = commands.add_parser("user", help="user accounts")
@@ -79,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=[role.value for role in Role])
     add.add_argument("--display-name", default=None)
     add.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    _add_wait_option(add)
     add.set_defaults(handler=_user_add)
 
     sim = commands.add_parser(
@@ -91,6 +95,17 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sim.set_defaults(handler=_sim)
     return parser
+
+
+def _add_wait_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_DATABASE_WAIT,
+        metavar="SECONDS",
+        help="how long to keep trying a database server that is not up yet "
+        f"(default {DEFAULT_DATABASE_WAIT:g})",
+    )
 
 
 def _sim(args: argparse.Namespace, config: Config) -> int:
@@ -120,12 +135,12 @@ def _up(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _db_migrate(_args: argparse.Namespace, config: Config) -> int:
+def _db_migrate(args: argparse.Namespace, config: Config) -> int:
     from db.migrate import migrate  # noqa: PLC0415
     from ops.database import open_pool  # noqa: PLC0415
 
     async def run() -> list[str]:
-        async with open_pool(config) as pool, pool.acquire() as conn:
+        async with open_pool(config, wait=args.wait) as pool, pool.acquire() as conn:
             return await migrate(conn)
 
     applied = asyncio.run(run())
@@ -144,7 +159,7 @@ def _user_add(args: argparse.Namespace, config: Config) -> int:
     )
 
     async def run() -> None:
-        async with open_pool(config) as pool:
+        async with open_pool(config, wait=args.wait) as pool:
             async with pool.acquire() as conn:
                 await migrate(conn)
             await add_user(

@@ -202,6 +202,7 @@ class DevicesConfig(_Section):
     share_group: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     max_payload: int = Field(default=16_384, ge=256, le=1_048_576)
     rate_per_device: float = Field(default=10.0, gt=0, le=10_000)
+    register_unknown: bool = False
 
 
 class DispatchConfig(_Section):
@@ -322,13 +323,30 @@ def _refuse_secrets_in_file(data: Mapping[str, Any], source: str) -> None:
             )
 
 
+#: ``POSKO_*`` variables that are not configuration: the CLI's password for scripts, and the
+#: test suite's switches. Any other ``POSKO_*`` must be ``POSKO_<SECTION>__<KEY>``.
+NON_CONFIG_VARIABLES = frozenset(
+    {"POSKO_PASSWORD", "POSKO_UPDATE_SCREENSHOTS", "POSKO_TEST_EMBEDDED", "POSKO_TEST_PG_DIR"}
+)
+
+
 def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
-    """Merge ``POSKO_<SECTION>__<KEY>`` variables into ``data``; return key -> variable name."""
+    """Merge ``POSKO_<SECTION>__<KEY>`` variables into ``data``; return key -> variable name.
+
+    A ``POSKO_*`` variable of any other shape is an error (``POSKO_WEB_PORT`` is a typo that
+    would otherwise be ignored), except the few in NON_CONFIG_VARIABLES.
+    """
     origins: dict[str, str] = {}
     sections = Config.model_fields
     for variable, value in sorted(environ.items()):
-        if not variable.startswith(ENV_PREFIX) or ENV_SEPARATOR not in variable:
+        if not variable.startswith(ENV_PREFIX) or variable in NON_CONFIG_VARIABLES:
             continue
+        if ENV_SEPARATOR not in variable:
+            raise ConfigError(
+                f"{variable}: not a configuration variable; overrides are named "
+                f"{ENV_PREFIX}<SECTION>{ENV_SEPARATOR}<KEY>, e.g. {ENV_PREFIX}WEB"
+                f"{ENV_SEPARATOR}PORT"
+            )
         section, _, key = variable[len(ENV_PREFIX) :].lower().partition(ENV_SEPARATOR)
         if section not in sections:
             raise ConfigError(

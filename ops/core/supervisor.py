@@ -50,10 +50,11 @@ class RestartPolicy:
     def delay(self, failures: int, rand: float) -> float:
         """Backoff before retry number ``failures`` (0-based), with ``rand`` in [0, 1) as jitter.
 
-        The cap applies before the jitter so capped retries still spread out.
+        The cap bounds the jittered delay, so no retry ever waits longer than ``cap``; capped
+        retries still spread out below it.
         """
         base = min(self.cap, self.initial * self.factor ** max(failures, 0))
-        return max(0.0, base * (1.0 + self.jitter * (2.0 * rand - 1.0)))
+        return min(self.cap, max(0.0, base * (1.0 + self.jitter * (2.0 * rand - 1.0))))
 
 
 class Supervisor:
@@ -94,9 +95,10 @@ class Supervisor:
         if task is None:
             return
         task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=self._stop_timeout)
+        # The supervising task itself grants the run ``stop_timeout`` to end; allow it that.
+        done, _ = await asyncio.wait({task}, timeout=2 * self._stop_timeout)
         if not done:
-            _LOGGER.error("adapter %s did not stop within %.1f s", name, self._stop_timeout)
+            _LOGGER.error("adapter %s did not stop within %.1f s", name, 2 * self._stop_timeout)
             return
         with contextlib.suppress(asyncio.CancelledError):
             exc = task.exception()

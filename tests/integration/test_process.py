@@ -10,19 +10,25 @@ import asyncio
 import json
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import aiomqtt
+import asyncpg
 import pytest
 
-from tests.fixtures.database import scratch_data_dir
+from db.migrate import load_migrations
+from db.pool import create_pool
+from ops.users import authenticate
+from tests.fixtures.database import scratch_data_dir, with_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.broker]
 
@@ -76,6 +82,75 @@ def processes_using(path: Path) -> list[str]:
     return found
 
 
+@dataclass
+class RunningHub:
+    """A ``posko up`` process, the ports it serves on, and the task draining its log."""
+
+    proc: asyncio.subprocess.Process
+    web_port: int
+    mqtt_port: int
+    early_log: str
+    drain: asyncio.Task[bytes]
+
+    async def log(self) -> str:
+        """Everything the hub logged (once it has exited)."""
+        return self.early_log + (await self.drain).decode(errors="replace")
+
+
+async def start_hub(
+    env: dict[str, str], cwd: Path, *args: str, log_until: str | None = None, attempts: int = 3
+) -> RunningHub:
+    """``posko up`` on web port 0, read back from its log; retry if the broker's port was taken.
+
+    With ``log_until``, the log is read (into ``early_log``) until that pattern shows too.
+
+    The embedded broker needs a port number its clients can use, so it gets a free one, which
+    something else may take before the hub binds it; that (and only that) is retried.
+    """
+    for _ in range(attempts):
+        mqtt_port = free_port()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ops", "up", *args,
+            env={**env, "POSKO_WEB__PORT": "0", "POSKO_MQTT__EMBEDDED_PORT": str(mqtt_port)},
+            cwd=cwd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        lines: list[str] = []
+        web_port: int | None = None
+        async with asyncio.timeout(START_TIMEOUT):
+            while raw := await proc.stderr.readline():
+                lines.append(raw.decode(errors="replace"))
+                found = re.search(r"listening on http://127\.0\.0\.1:(\d+)", lines[-1])
+                if found:
+                    web_port = int(found.group(1))
+                if web_port is not None and (
+                    log_until is None or re.search(log_until, "".join(lines))
+                ):
+                    drain = asyncio.create_task(proc.stderr.read())  # keep the pipe flowing
+                    return RunningHub(proc, web_port, mqtt_port, "".join(lines), drain)
+        await proc.wait()
+        if "embedded_port" not in "".join(lines):
+            break
+    raise AssertionError("the hub did not start listening:\n" + "".join(lines)[-3000:])
+
+
+async def stop_hub(hub: RunningHub, sig: signal.Signals = signal.SIGINT) -> str:
+    """Signal the hub, wait for it, and return its log; fail unless it exited 0."""
+    hub.proc.send_signal(sig)
+    await asyncio.wait_for(hub.proc.wait(), 30)
+    log = await hub.log()
+    assert hub.proc.returncode == 0, log[-3000:]
+    return log
+
+
+async def kill_hub(hub: RunningHub) -> None:
+    """Make sure the process is gone (after a failed test)."""
+    if hub.proc.returncode is None:
+        hub.proc.kill()
+        await hub.proc.wait()
+    await asyncio.gather(hub.drain, return_exceptions=True)
+
+
 async def wait_ready(port: int, proc: asyncio.subprocess.Process) -> float:
     start = time.monotonic()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
@@ -96,20 +171,9 @@ async def wait_ready(port: int, proc: asyncio.subprocess.Process) -> float:
 async def test_up_with_embedded_services_then_ctrl_c_leaves_nothing(
     tmp_path: Path, data_dir: Path
 ) -> None:
-    web_port, mqtt_port = free_port(), free_port()
-    env = clean_env(
-        data_dir, POSKO_WEB__PORT=str(web_port), POSKO_MQTT__EMBEDDED_PORT=str(mqtt_port)
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ops",
-        "up",
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    env = clean_env(data_dir)
+    hub = await start_hub(env, tmp_path)
+    web_port, mqtt_port, proc = hub.web_port, hub.mqtt_port, hub.proc
     try:
         await wait_ready(web_port, proc)
         # The embedded broker answers MQTT on its port.
@@ -138,13 +202,9 @@ async def test_up_with_embedded_services_then_ctrl_c_leaves_nothing(
             async with session.get(f"http://127.0.0.1:{web_port}/readyz") as response:
                 assert response.status == 200, "the CLI must not stop the hub's database"
 
-        proc.send_signal(signal.SIGINT)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
-        assert proc.returncode == 0, stderr.decode()[-3000:]
+        await stop_hub(hub, signal.SIGINT)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await kill_hub(hub)
     for _ in range(50):
         if not processes_using(data_dir):
             break
@@ -155,29 +215,12 @@ async def test_up_with_embedded_services_then_ctrl_c_leaves_nothing(
 
 
 async def test_sigterm_stops_as_cleanly(tmp_path: Path, data_dir: Path) -> None:
-    web_port, mqtt_port = free_port(), free_port()
-    env = clean_env(
-        data_dir, POSKO_WEB__PORT=str(web_port), POSKO_MQTT__EMBEDDED_PORT=str(mqtt_port)
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ops",
-        "up",
-        env=env,
-        cwd=tmp_path,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    hub = await start_hub(clean_env(data_dir), tmp_path)
     try:
-        await wait_ready(web_port, proc)
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(proc.communicate(), 30)
-        assert proc.returncode == 0, stderr.decode()[-3000:]
+        await wait_ready(hub.web_port, hub.proc)
+        await stop_hub(hub, signal.SIGTERM)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await kill_hub(hub)
     assert processes_using(data_dir) == []
 
 
@@ -193,6 +236,10 @@ def test_taken_web_port_is_a_clear_error(tmp_path: Path, data_dir: Path) -> None
     assert result.returncode == 2
     assert "web.port" in result.stderr
     assert "POSKO_WEB__PORT" in result.stderr
+    # Found before anything else started: no database was created, no broker ran.
+    assert "PostgreSQL" not in result.stderr
+    assert "broker" not in result.stderr
+    assert not (data_dir / "pg").exists()
     assert processes_using(data_dir) == []
 
 
@@ -201,9 +248,7 @@ def test_taken_broker_port_is_a_clear_error(tmp_path: Path, data_dir: Path) -> N
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = clean_env(
-            data_dir, POSKO_WEB__PORT=str(free_port()), POSKO_MQTT__EMBEDDED_PORT=str(port)
-        )
+        env = clean_env(data_dir, POSKO_WEB__PORT="0", POSKO_MQTT__EMBEDDED_PORT=str(port))
         result = posko("up", env=env, cwd=tmp_path)
     assert result.returncode == 2
     assert "embedded_port" in result.stderr
@@ -241,32 +286,15 @@ def test_user_add_refuses_bad_input(tmp_path: Path, data_dir: Path) -> None:
     assert processes_using(data_dir) == []
 
 
-async def read_until(stream: asyncio.StreamReader, pattern: str) -> str:
-    """Read log lines until one matches ``pattern``; return the match's first group."""
-    regex = re.compile(pattern)
-    async with asyncio.timeout(START_TIMEOUT):
-        while line := await stream.readline():
-            found = regex.search(line.decode(errors="replace"))
-            if found:
-                return found.group(1)
-    raise AssertionError(f"the log ended without {pattern!r}")
-
-
 async def test_demo_room_comes_alive(tmp_path: Path, data_dir: Path) -> None:
     """``posko up --demo``, what ``make run`` starts: an account, units, devices, reports."""
-    web_port, mqtt_port = free_port(), free_port()
-    env = clean_env(
-        data_dir, POSKO_WEB__PORT=str(web_port), POSKO_MQTT__EMBEDDED_PORT=str(mqtt_port)
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ops", "up", "--demo",
-        env=env, cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    drain: asyncio.Task[bytes] | None = None
+    signed = r"sign in as 'demo' with password (\S+)"
+    hub = await start_hub(clean_env(data_dir), tmp_path, "--demo", log_until=signed)
+    web_port, proc = hub.web_port, hub.proc
     try:
-        password = await read_until(proc.stderr, r"sign in as 'demo' with password (\S+)")
-        drain = asyncio.create_task(proc.stderr.read())  # keep the pipe from filling up
+        found = re.search(signed, hub.early_log)
+        assert found is not None
+        password = found.group(1)
         await wait_ready(web_port, proc)
         base = f"http://127.0.0.1:{web_port}"
         jar = aiohttp.CookieJar(unsafe=True)  # the hub is an IP address, as in a browser
@@ -290,15 +318,9 @@ async def test_demo_room_comes_alive(tmp_path: Path, data_dir: Path) -> None:
                     await asyncio.sleep(1)
             async with session.get("/api/v1/walls/utama") as response:
                 assert response.status == 200
-        proc.send_signal(signal.SIGINT)
-        await asyncio.wait_for(proc.wait(), 30)
-        assert proc.returncode == 0
+        await stop_hub(hub)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        if drain is not None:
-            await drain
+        await kill_hub(hub)
     assert processes_using(data_dir) == []
 
 
@@ -330,3 +352,146 @@ async def test_posko_sim_runs_a_simulator_on_the_broker(
             proc.send_signal(signal.SIGINT)
             await asyncio.wait_for(proc.wait(), 20)
     assert seen == {"sim-sensor-0", "sim-sensor-1"}
+
+
+def posko_on_terminal(
+    *args: str, env: dict[str, str], cwd: Path, answers: list[tuple[str, str]], timeout: float = 60
+) -> tuple[int, str]:
+    """Run ``posko`` on a pseudo-terminal, typing each answer after its prompt appears.
+
+    Returns the exit code and everything the terminal showed. The child gets its own session,
+    so ``getpass`` talks to this terminal, never to the one pytest may run in.
+    """
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ops", *args],
+            stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd, start_new_session=True,
+        )  # fmt: skip
+    finally:
+        os.close(slave)
+    deadline = time.monotonic() + timeout
+    shown = b""
+    try:
+        for prompt, answer in answers:
+            start = len(shown)
+            while prompt.encode() not in shown[start:]:
+                chunk = _read_terminal(master, deadline)
+                assert chunk, f"the terminal closed before {prompt!r}: {shown.decode()!r}"
+                shown += chunk
+            os.write(master, answer.encode() + b"\n")
+        while chunk := _read_terminal(master, deadline):
+            shown += chunk
+        returncode = proc.wait(max(0.1, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    return returncode, shown.decode(errors="replace")
+
+
+def _read_terminal(master: int, deadline: float) -> bytes:
+    """The next output of the terminal; empty once the other side has closed it."""
+    ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+    if not ready:
+        raise AssertionError("the command stopped answering")
+    try:
+        return os.read(master, 4096)
+    except OSError:  # EIO: every process on the terminal has closed it
+        return b""
+
+
+async def test_db_migrate_applies_then_reports_up_to_date(
+    tmp_path: Path, data_dir: Path, fresh_database: Callable[[], Awaitable[str]]
+) -> None:
+    dsn = await fresh_database()
+    env = clean_env(data_dir, POSKO_DATABASE__URL=dsn)
+    expected = [m.name for m in load_migrations()]
+
+    first = await asyncio.to_thread(posko, "db", "migrate", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == "applied: " + ", ".join(expected) + "\n"
+    conn = await asyncpg.connect(dsn)
+    try:
+        assert await conn.fetchval("SELECT to_regclass('users') IS NOT NULL") is True
+    finally:
+        await conn.close()
+
+    second = await asyncio.to_thread(posko, "db", "migrate", env=env, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == "database is up to date\n"
+    assert not (data_dir / "pg").exists(), "a configured database must not start the embedded one"
+
+
+async def test_user_add_asks_for_the_password_on_the_terminal(
+    tmp_path: Path, data_dir: Path, fresh_database: Callable[[], Awaitable[str]]
+) -> None:
+    dsn = await fresh_database()
+    env = clean_env(data_dir, POSKO_DATABASE__URL=dsn)
+    secret = "correct horse battery"
+    code, shown = await asyncio.to_thread(
+        posko_on_terminal, "user", "add", "sari", "--role", "technician",
+        env=env, cwd=tmp_path, answers=[("password: ", secret), ("again: ", secret)],
+    )  # fmt: skip
+    assert code == 0, shown
+    assert "user sari added with role technician" in shown
+    assert secret not in shown, "the password must not be echoed"
+    pool = await create_pool(dsn)
+    try:
+        user = await authenticate(pool, "sari", secret)
+    finally:
+        await pool.close()
+    assert user is not None
+    assert user.role == "technician"
+
+
+async def test_user_add_refuses_passwords_that_differ(
+    tmp_path: Path, data_dir: Path, fresh_database: Callable[[], Awaitable[str]]
+) -> None:
+    dsn = await fresh_database()
+    env = clean_env(data_dir, POSKO_DATABASE__URL=dsn)
+    code, shown = await asyncio.to_thread(
+        posko_on_terminal, "user", "add", "sari", "--role", "operator",
+        env=env, cwd=tmp_path,
+        answers=[("password: ", "correct horse battery"), ("again: ", "correct horse batterY")],
+    )  # fmt: skip
+    assert code == 2
+    assert "posko: the two passwords differ" in shown
+    assert "Traceback" not in shown
+    conn = await asyncpg.connect(dsn)
+    try:  # nothing was written: the command stopped before it touched the database
+        assert await conn.fetchval("SELECT to_regclass('users')") is None
+    finally:
+        await conn.close()
+
+
+def test_unreachable_database_is_exit_1_not_a_configuration_error(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    port = free_port()  # nothing listens there: connections are refused
+    env = clean_env(data_dir, POSKO_DATABASE__URL=f"postgresql://posko@127.0.0.1:{port}/posko")
+    started = time.monotonic()
+    result = posko("db", "migrate", "--wait", "2", env=env, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert f"posko: database unreachable at 127.0.0.1:{port}" in result.stderr
+    assert "configuration" not in result.stderr
+    assert "database.url" not in result.stderr
+    assert "Traceback" not in result.stderr
+    # Each attempt is logged while it waits, and the wait is bounded.
+    assert result.stderr.count(f"database unreachable at 127.0.0.1:{port} (attempt") >= 2
+    assert time.monotonic() - started < 30
+
+
+def test_unknown_database_is_still_a_configuration_error(
+    tmp_path: Path, data_dir: Path, pg_server_dsn: str
+) -> None:
+    env = clean_env(
+        data_dir, POSKO_DATABASE__URL=with_database(pg_server_dsn, "posko_no_such_database")
+    )
+    started = time.monotonic()
+    result = posko("db", "migrate", env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "database.url" in result.stderr
+    assert "posko_no_such_database" in result.stderr
+    assert time.monotonic() - started < 15, "a refusal must not be retried"

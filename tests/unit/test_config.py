@@ -86,3 +86,24 @@ def test_bad_toml_and_missing_file_are_clear(tmp_path: Path) -> None:
         load_config(write(tmp_path, "[web\n"), {})
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.toml", {})
+
+
+@pytest.mark.parametrize("variable", ["POSKO_WEB_PORT", "POSKO_PORT", "POSKO_"])
+def test_posko_variable_without_section_separator_is_an_error(
+    tmp_path: Path, variable: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, ""), {variable: "9000"})
+    assert variable in str(info.value)
+    assert "POSKO_<SECTION>__<KEY>" in str(info.value)
+
+
+def test_known_non_config_posko_variables_are_allowed(tmp_path: Path) -> None:
+    env = {
+        "POSKO_PASSWORD": "x",
+        "POSKO_UPDATE_SCREENSHOTS": "1",
+        "POSKO_TEST_EMBEDDED": "1",
+        "POSKO_TEST_PG_DIR": str(tmp_path / "pg"),
+        "POSKO_WEB__PORT": "9000",
+    }
+    assert load_config(write(tmp_path, ""), env).web.port == 9000

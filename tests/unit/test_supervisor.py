@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from hypothesis import given
@@ -26,6 +27,21 @@ def test_backoff_is_capped_and_jittered_within_bounds(failures: int, rand: float
     delay = policy.delay(failures, rand)
     base = min(60.0, 2.0**failures)
     assert base * 0.8 - 1e-9 <= delay <= base * 1.2 + 1e-9
+
+
+@given(
+    failures=st.integers(min_value=0, max_value=200),
+    rand=st.floats(min_value=0.0, max_value=0.999999),
+)
+def test_jittered_backoff_never_exceeds_the_cap(failures: int, rand: float) -> None:
+    policy = RestartPolicy(initial=1.0, factor=2.0, cap=60.0, jitter=0.2)
+    assert policy.delay(failures, rand) <= 60.0
+
+
+def test_capped_backoff_still_spreads_below_the_cap() -> None:
+    policy = RestartPolicy(initial=1.0, factor=2.0, cap=60.0, jitter=0.2)
+    assert policy.delay(10, 0.0) == pytest.approx(48.0)
+    assert policy.delay(10, 0.999999) == 60.0
 
 
 def test_backoff_doubles_until_cap() -> None:
@@ -126,9 +142,15 @@ async def test_backoff_resets_after_a_healthy_period() -> None:
 
 
 async def test_stale_heartbeat_cancels_and_restarts() -> None:
+    """Staleness is judged on the injected clock, so a stalled test loop cannot fake silence."""
     bus = Bus()
     alive = asyncio.Event()
+    stalled = asyncio.Event()
     cancelled: list[bool] = []
+    now = [0.0]
+
+    async def sleep(_delay: float) -> None:
+        await asyncio.sleep(0)
 
     class Silent:
         name = "camera-1"
@@ -143,6 +165,7 @@ async def test_stale_heartbeat_cancels_and_restarts() -> None:
                 while True:
                     ctx.heartbeat()
                     await asyncio.sleep(0.005)
+            stalled.set()
             try:
                 await asyncio.Event().wait()  # stalls: never beats again
             except asyncio.CancelledError:
@@ -150,10 +173,13 @@ async def test_stale_heartbeat_cancels_and_restarts() -> None:
                 raise
 
     sub = bus.subscribe(ADAPTER_STATUS)
-    sup = Supervisor(bus, FAST)
+    sup = Supervisor(bus, FAST, clock=lambda: now[0], sleep=sleep)
     sup.start(Silent())
+    await asyncio.wait_for(stalled.wait(), 2)
+    now[0] += 1.0  # far beyond 4.5 intervals of silence
     await asyncio.wait_for(alive.wait(), 2)
-    await asyncio.sleep(0.2)  # a healthy, beating run is not cancelled
+    # A healthy, beating run is not cancelled: the clock stands still, however long this takes.
+    await asyncio.sleep(0.2)
     assert sup.status["camera-1"].state is AdapterState.RUNNING
     await sup.stop_all()
     assert cancelled == [True]
@@ -237,7 +263,7 @@ async def test_stop_all_stops_in_reverse_order_without_leaking_tasks() -> None:
     assert all(s.state is AdapterState.STOPPED for s in sup.status.values())
 
 
-async def test_stuck_adapter_does_not_stall_stop() -> None:
+async def test_stuck_adapter_does_not_stall_stop(caplog: pytest.LogCaptureFixture) -> None:
     bus = Bus()
 
     class Stubborn:
@@ -256,7 +282,13 @@ async def test_stuck_adapter_does_not_stall_stop() -> None:
     sup = Supervisor(bus, FAST, stop_timeout=0.05)
     sup.start(Stubborn())
     await asyncio.sleep(0.01)
-    await asyncio.wait_for(sup.stop_all(), 2)
+    with caplog.at_level(logging.ERROR, logger="ops.core.supervisor"):
+        await asyncio.wait_for(sup.stop_all(), 2)
+    # The stuck run is named in the log and abandoned; the adapter is reported stopped.
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == ["task adapter:stuck ignored cancellation for 0.1 s"]
+    assert sup.status["stuck"].state is AdapterState.STOPPED
+    assert sup.names == []
     # let the stubborn task finally end so the test leaves nothing behind
     for task in asyncio.all_tasks():
         if task.get_name().startswith(("adapter:stuck", "supervise:stuck")):
