@@ -18,6 +18,7 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from amqtt.broker import Broker
@@ -34,6 +35,42 @@ DEFAULT_PORT = 1883
 PLUGINS: dict[str, dict[str, Any]] = {
     "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True},
 }
+
+
+class _SnapshotTable(dict[str, Any]):
+    """A dict whose iteration walks a copy.
+
+    amqtt iterates its subscription table across awaits (when a client connects, when it
+    broadcasts); a subscription added meanwhile raised "dictionary changed size during
+    iteration" and dropped that client's connection.
+    """
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().keys()))
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return list(super().items())
+
+
+class _Broker(Broker):  # type: ignore[misc]  # amqtt ships no type information
+    """amqtt's broker with two faults of its session start worked around.
+
+    When a client connects, amqtt replays the retained messages of *every* client's
+    subscriptions to it; here a replay only reaches a session that holds the subscription
+    (a persistent session coming back still gets its own). The subscription table is
+    iterated over a snapshot (:class:`_SnapshotTable`).
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self._subscriptions = _SnapshotTable()
+
+    async def _publish_retained_messages_for_subscription(
+        self, subscription: tuple[str, int], session: Any
+    ) -> None:
+        holders = self._subscriptions.get(subscription[0], ())
+        if any(held.client_id == session.client_id for held, _ in holders):
+            await super()._publish_retained_messages_for_subscription(subscription, session)
 
 
 class BrokerPortInUse(ConfigError):  # noqa: N818 - reads as a state, like AdapterNotReady
@@ -65,7 +102,7 @@ class EmbeddedBroker:
         # Probe first: amqtt reports a taken port as a BrokerError, after logging a traceback
         # at ERROR, which reads like a crash rather than a setting to change.
         self._check_bindable()
-        broker = Broker(self._config())
+        broker = _Broker(self._config())
         try:
             await broker.start()
         except BrokerError as exc:

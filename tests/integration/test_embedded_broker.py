@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import sys
 import aiomqtt
 import pytest
 
-from devices.mqtt.broker import BrokerPortInUse, EmbeddedBroker
+from devices.mqtt.broker import BrokerPortInUse, EmbeddedBroker, _SnapshotTable
 from ops.core.errors import ConfigError
 from tests.fixtures.broker import HOST, ROOT, free_port
 
@@ -94,3 +95,68 @@ def test_command_line_reports_a_taken_port() -> None:
     assert done.returncode == 2
     assert "embedded_port" in done.stderr
     assert done.stdout == ""
+
+
+async def test_a_new_client_gets_no_retained_message_it_did_not_subscribe_to() -> None:
+    """amqtt replays retained messages of every client's subscriptions to each new client;
+    the embedded broker sends a client only what matches its own subscriptions."""
+    broker = EmbeddedBroker(HOST, free_port())
+    await broker.start()
+    try:
+        async with (
+            aiomqtt.Client(HOST, broker.port, identifier="holder") as holder,
+            aiomqtt.Client(HOST, broker.port, identifier="other") as other,
+        ):
+            await holder.publish("a/status", b"online", qos=1, retain=True)
+            await holder.subscribe("a/#", qos=1)
+            await other.subscribe("b/#", qos=1)
+            async with aiomqtt.Client(HOST, broker.port, identifier="newcomer") as newcomer:
+                await newcomer.subscribe("b/#", qos=1)
+                await holder.publish("b/ping", b"1", qos=1)
+                async with asyncio.timeout(5):
+                    message = await anext(newcomer.messages)
+    finally:
+        await broker.stop()
+    assert (message.topic.value, message.payload) == ("b/ping", b"1")
+
+
+async def test_many_clients_connecting_and_subscribing_at_once_all_stay_connected() -> None:
+    """amqtt walks its subscription table across awaits when a client connects, so another
+    client subscribing meanwhile used to drop the connection ("dictionary changed size")."""
+    broker = EmbeddedBroker(HOST, free_port())
+    await broker.start()
+    newcomers = 40
+
+    async def one(index: int) -> bytes:
+        async with aiomqtt.Client(HOST, broker.port, identifier=f"new-{index}") as client:
+            await client.subscribe(f"held/{index % 20}/status", qos=1)
+            async with asyncio.timeout(10):
+                message = await anext(client.messages)
+            return bytes(message.payload)
+
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for index in range(20):  # devices with a retained status, each subscribed to its own
+                holder = await stack.enter_async_context(
+                    aiomqtt.Client(HOST, broker.port, identifier=f"held-{index}")
+                )
+                await holder.publish(f"held/{index}/status", b"online", qos=1, retain=True)
+                await holder.subscribe(f"held/{index}/cmd", qos=1)
+            got = await asyncio.gather(*(one(index) for index in range(newcomers)))
+    finally:
+        await broker.stop()
+    assert got == [b"online"] * newcomers
+
+
+def test_the_subscription_table_can_change_while_it_is_walked() -> None:
+    """What amqtt does across an await: walk the table while another client subscribes."""
+    table = _SnapshotTable({"a/#": [], "b/#": []})
+    walked = []
+    for topic in table:
+        table[f"{topic}/more"] = []
+        walked.append(topic)
+    for topic, subscribers in table.items():
+        assert subscribers == []
+        table.pop(topic)
+    assert walked == ["a/#", "b/#"]
+    assert table == {}
