@@ -71,6 +71,9 @@ def snapshot(row: CaseRow) -> CaseSnapshot:
         updated_at=row.updated_at,
         sla_due_at=row.sla_due_at,
         parent_id=row.parent_id,
+        duplicate_of=row.duplicate_of,
+        sla_breached_at=row.sla_breached_at,
+        children=row.children,
     )
 
 

@@ -163,6 +163,11 @@ class CaseSnapshot:
     updated_at: datetime
     sla_due_at: datetime | None
     parent_id: int | None = None
+    #: A suspected original (set at intake), the breach time, and linked duplicates: so a queue
+    #: shows duplicates and breaches from the event alone, without asking for the case again.
+    duplicate_of: int | None = None
+    sla_breached_at: datetime | None = None
+    children: int = 0
 
 
 ADAPTER_STATUS: Topic[AdapterStatus] = Topic("hub.adapter.status", state=True)

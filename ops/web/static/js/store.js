@@ -134,18 +134,15 @@ export class Store extends EventTarget {
     if (CASE_TOPICS.has(topic)) {
       const id = String(payload.id);
       const before = this.cases.get(id);
+      // The event carries what the queue shows (duplicates, the breach): no need to ask again.
       const next = { ...before, ...payload };
       if (topic === "case.sla_breached") {
         next.sla_breached_at = next.sla_breached_at ?? message.time ?? new Date().toISOString();
-      } else if (before && payload.sla_due_at && payload.sla_due_at !== before.sla_due_at && Date.parse(payload.sla_due_at) > Date.now()) {
-        // A fresh clock (reopened, re-prioritised with time left): the hub cleared the breach.
-        next.sla_breached_at = null;
       }
       this.cases.set(id, next);
       this.available.cases = true;
       this.changed(topic, next, before);
-      // The event carries the queue's fields only: take duplicates and the breach from the hub.
-      this.fetchCase(id);
+      // A link made or undone changes the parent's count of duplicates: ask for the parent.
       for (const parent of new Set([before?.parent_id, payload.parent_id])) {
         if (parent != null && before?.parent_id !== payload.parent_id) this.fetchCase(String(parent));
       }
