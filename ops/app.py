@@ -28,6 +28,7 @@ from ops.core.config import Config
 from ops.core.events import ADAPTER_STATUS, HUB_READINESS, HubReadinessChanged
 from ops.core.supervisor import RestartPolicy, Supervisor
 from ops.database import connect_pool, database_server
+from ops.demo import room_config as demo_room_config
 from ops.devicehealth.setup import setup as devicehealth_setup
 from ops.dispatch.setup import setup as dispatch_setup
 
@@ -60,7 +61,7 @@ class Hub:
         readiness_interval: float = DEFAULT_READINESS_INTERVAL,
         demo: bool = False,
     ) -> None:
-        self.config = config
+        self.config = demo_room_config(config) if demo else config
         self.demo = demo
         self.bus = Bus()
         self.supervisor = Supervisor(self.bus, restart_policy)

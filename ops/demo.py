@@ -22,6 +22,7 @@ from ops import passwords
 from ops.cases.intake import IncomingReport, submit_report
 from ops.core.adapter import AdapterContext
 from ops.core.bus import Bus
+from ops.core.config import Config
 from ops.units.errors import UnitTaken
 from ops.units.service import UnitSpec, create_unit
 from ops.users import Role, add_user
@@ -35,8 +36,18 @@ DEMO_WALL = "utama"
 DEMO_CHANNEL = "public"
 #: Jakarta's Monas, the centre of the demo field.
 CENTRE = (-6.1754, 106.8272)
+#: The demo's map view: the city, not the whole archipelago.
+ZOOM = 12
 DEFAULT_REPORT_INTERVAL = 60.0
 MAX_OPEN_DEMO_CASES = 25
+
+
+def room_config(config: Config) -> Config:
+    """The demo's settings: the map opens on the demo city unless the room set its own view."""
+    if config.map.model_fields_set & {"center_lat", "center_lon", "zoom"}:
+        return config
+    view = {"center_lat": CENTRE[0], "center_lon": CENTRE[1], "zoom": ZOOM}
+    return config.model_copy(update={"map": config.map.model_copy(update=view)})
 
 
 @dataclass(frozen=True, slots=True)

@@ -318,6 +318,11 @@ async def test_demo_room_comes_alive(tmp_path: Path, data_dir: Path) -> None:
                     await asyncio.sleep(1)
             async with session.get("/api/v1/walls/utama") as response:
                 assert response.status == 200
+            # The map opens on the demo city, where its units and devices are.
+            async with session.get("/api/v1/console/settings") as response:
+                view = (await response.json())["map"]
+            assert view["center"] == pytest.approx([-6.1754, 106.8272])
+            assert view["zoom"] == 12  # a city, not the archipelago
         await stop_hub(hub)
     finally:
         await kill_hub(hub)
