@@ -6,8 +6,12 @@ expecting ``{"records": [...]}`` (or a bare list) of objects with at least ``id`
 becomes ``other``), ``priority``, ``lat``/``lon``, ``address``, ``region``, ``reporter_name``,
 ``reporter_contact``. Each record becomes a case once: the external id is unique per source, so
 re-reading a record changes nothing. Then it pushes every changed status back with ``POST
-{connector_url}/records/{id}/status`` and ``{"status": ..., "case_number": ...}``; a push that
-fails is retried next cycle (the last pushed status is kept on the case).
+{connector_url}/records/{id}/status`` and ``{"status": ..., "case_number": ...}`` (the last
+pushed status is kept on the case). Pushes do not wait on the fetch: when fetching fails they
+still go before the connector backs off. A push that times out, cannot connect or gets 5xx, 408
+or 429 is retried with backoff; one the remote refuses (another 4xx) is tried
+``MAX_REFUSED_ATTEMPTS`` times, then given up as failed (logged once and counted; the case keeps
+the status the remote has not heard, and a later status of that case is pushed afresh).
 
 A response that is not JSON, not a list of records or larger than ``MAX_RESPONSE_BYTES`` puts
 the connector in backoff (nothing is written); a single bad record (a missing id, a value out of
@@ -22,6 +26,9 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -49,10 +56,25 @@ MAX_REMEMBERED = 10_000  # bad records remembered so each is warned about once
 HTTP_UNAUTHORIZED = 401
 HTTP_FORBIDDEN = 403
 HTTP_ERROR = 400
+HTTP_SERVER_ERROR = 500
+HTTP_RETRYABLE = frozenset({408, 429})  # a 4xx that means "not now", not "never"
+MAX_REFUSED_ATTEMPTS = 3  # a push the remote refuses is given up after this many tries
+MAX_PUSH_BACKOFF = 900.0  # seconds between tries of one push at most
+PUSH_BATCH = 100  # pending statuses looked at per cycle, on top of those held back
 
 
 class ConnectorError(AdapterNotReady):
     """The external system answered with something unusable; retried with backoff."""
+
+
+@dataclass(slots=True)
+class _PushTrouble:
+    """Why and until when one status push is held back."""
+
+    attempts: int = 0
+    refused: int = 0
+    not_before: float = 0.0
+    failed: bool = False
 
 
 class ExternalRecord(BaseModel):
@@ -103,13 +125,21 @@ class ExternalConnector:
             intake.connector_timeout * 2
         )
         self.polls = 0
+        self.pushed = 0
+        self.push_failures = 0  # pushes given up after the remote refused them
         self._warned: set[bytes] = set()
+        self._trouble: dict[tuple[int, str], _PushTrouble] = {}
+        self._clock: Callable[[], float] = time.monotonic
 
     async def run(self, ctx: AdapterContext) -> None:
         """Poll and push every interval until cancelled; raise on an unusable answer."""
         async with aiohttp.ClientSession(timeout=self._timeout, headers=self._headers) as http:
             while True:
-                created, skipped = await self.poll(http)
+                try:
+                    created, skipped = await self.poll(http)
+                except ConnectorError:
+                    await self.push(http)  # a failing fetch does not hold the statuses back
+                    raise
                 pushed = await self.push(http)
                 self.polls += 1
                 ctx.heartbeat()
@@ -151,26 +181,74 @@ class ExternalConnector:
 
     async def push(self, http: aiohttp.ClientSession) -> int:
         """Tell the external system every status it has not heard yet; return how many."""
+        limit = PUSH_BATCH + len(self._trouble)  # the held-back ones never crowd the rest out
         async with self._pool.acquire() as conn:
-            pending = await case_rows.pending_pushes(conn, self._source)
+            pending = await case_rows.pending_pushes(conn, self._source, limit)
+        if len(pending) < limit:  # every pending push is in view: forget the settled ones
+            keys = {(item.id, item.status) for item in pending}
+            self._trouble = {k: v for k, v in self._trouble.items() if k in keys}
+        now = self._clock()
         pushed = 0
         for item in pending:
+            key = (item.id, item.status)
+            trouble = self._trouble.get(key)
+            if trouble is not None and (trouble.failed or trouble.not_before > now):
+                continue
             url = f"{self._base}/records/{quote(item.external_id, safe='')}/status"
             body = {"status": item.status, "case_number": item.number}
             try:
                 async with http.post(url, json=body) as response:
                     await response.read()
-                    ok = response.status < HTTP_ERROR
+                    status = response.status
             except (aiohttp.ClientError, TimeoutError) as exc:
-                _LOGGER.warning("status push for %s failed: %s", item.number, exc)
+                self._retry_later(key, now, "status push for %s failed: %s", item.number, exc)
                 break  # the link is down: the rest waits for the next cycle
-            if not ok:
-                _LOGGER.warning("status push for %s refused: HTTP %d", item.number, response.status)
-                continue
-            async with self._pool.acquire() as conn:
-                await case_rows.mark_pushed(conn, item.id, item.status)
-            pushed += 1
+            if status < HTTP_ERROR:
+                async with self._pool.acquire() as conn:
+                    await case_rows.mark_pushed(conn, item.id, item.status)
+                self._trouble.pop(key, None)
+                pushed += 1
+            elif status >= HTTP_SERVER_ERROR or status in HTTP_RETRYABLE:
+                self._retry_later(key, now, "status push for %s: HTTP %d", item.number, status)
+            else:
+                self._refused(key, now, item.number, item.status, status)
+        self.pushed += pushed
         return pushed
+
+    def _retry_later(self, key: tuple[int, str], now: float, message: str, *args: object) -> None:
+        """Hold one push back, longer each time (WARNING the first time, then DEBUG)."""
+        trouble = self._back_off(key, now)
+        _LOGGER.log(logging.WARNING if trouble.attempts == 1 else logging.DEBUG, message, *args)
+
+    def _refused(
+        self, key: tuple[int, str], now: float, number: str, value: str, code: int
+    ) -> None:
+        """Count a refusal; past the bound the push is given up, and only that is logged."""
+        trouble = self._back_off(key, now)
+        trouble.refused += 1
+        if trouble.refused < MAX_REFUSED_ATTEMPTS:
+            _LOGGER.debug("status push for %s refused: HTTP %d", number, code)
+            return
+        trouble.failed = True
+        self.push_failures += 1
+        _LOGGER.warning(
+            "status push for %s (%s) given up after %d refusals, the last HTTP %d",
+            number,
+            value,
+            trouble.refused,
+            code,
+        )
+
+    def _back_off(self, key: tuple[int, str], now: float) -> _PushTrouble:
+        trouble = self._trouble.get(key)
+        if trouble is None:
+            if len(self._trouble) >= MAX_REMEMBERED:
+                self._trouble.clear()
+            trouble = self._trouble[key] = _PushTrouble()
+        trouble.attempts += 1
+        delay = self._interval * 2 ** (trouble.attempts - 1)
+        trouble.not_before = now + min(MAX_PUSH_BACKOFF, delay)
+        return trouble
 
     def _skip(self, raw: Any, message: str, *args: object) -> None:
         """Warn about a bad record once; later polls that see it again log at DEBUG."""

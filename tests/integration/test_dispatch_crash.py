@@ -1,7 +1,7 @@
 """Nothing lost, nothing doubled: the hub process is killed (SIGKILL) between accepting a
-dispatch and sending it, and between sending it and hearing the acknowledgement. After a
-restart the order goes out at most once more and the unit's app, deduplicating by order id,
-acts on it once."""
+dispatch and sending it, between the broker taking the copy and the 'sent' mark being committed,
+and between sending it and hearing the acknowledgement. After a restart the order goes out at
+most once more and the unit's app, deduplicating by order id, acts on it once."""
 
 from __future__ import annotations
 
@@ -273,3 +273,76 @@ async def test_killed_after_sending_before_the_acknowledgement(
             ]
         assert kinds.count("sent") == 2
         assert "requeued" in kinds
+
+
+async def test_killed_after_publishing_before_the_sent_mark(
+    tmp_path: Path, pg_dsn: str, db_pool: Pool, mqtt_broker: tuple[str, int], mqtt_prefix: str
+) -> None:
+    host, port = mqtt_broker
+    prefix = f"{mqtt_prefix}/{unique_name('c')}"
+    case_id, unit_id, operator = await seed(db_pool)
+    proxy = FaultProxy(host, port)
+    await proxy.start()
+    app = UnitApp(unit_id, host=host, port=port, prefix=prefix, journal=tmp_path / "unit.log")
+    try:
+        async with (
+            hub_process(tmp_path, pg_dsn, f"mqtt://127.0.0.1:{proxy.port}", prefix) as hub,
+            unit_app(app),
+            db_pool.acquire() as holder,
+        ):
+            await hub.start()
+            await proxy.cut()  # nothing leaves until the test holds its lock
+            order_id = await dispatch(hub, operator, case_id, unit_id)
+            async with holder.transaction():
+                # The sender publishes, then records the 'sent' event, whose foreign key needs a
+                # share lock on the order row: holding the row stops the sender right after the
+                # broker took the copy, with its 'sent' mark not committed.
+                await holder.execute(
+                    "SELECT 1 FROM dispatch_orders WHERE id = $1 FOR UPDATE", order_id
+                )
+                proxy.restore()
+                await wait_blocked_sender(db_pool, holder.get_server_pid(), app, hub)
+                hub.kill()
+                await hub.reap()
+            assert [copy["order"] for copy in app.received] == [order_id]
+            assert app.acted == [order_id]
+            assert await copies(db_pool, order_id) == [{"state": "queued", "attempts": 0}]
+            assert "sent" not in await event_kinds(db_pool, order_id)
+
+            await hub.start()
+            await wait_status(db_pool, order_id, "acknowledged", hub)
+            assert app.acted == [order_id], hub.log()  # the unit acted once
+            assert [copy["order"] for copy in app.received] == [order_id, order_id], hub.log()
+            assert await copies(db_pool, order_id) == [{"state": "acknowledged", "attempts": 1}]
+            assert (await event_kinds(db_pool, order_id)).count("sent") == 1
+    finally:
+        await proxy.stop()
+
+
+async def wait_blocked_sender(pool: Pool, holder_pid: int, app: UnitApp, hub: HubProcess) -> None:
+    """Until the app has the copy and the hub's sender waits on the lock the test holds."""
+    try:
+        async with asyncio.timeout(WAIT):
+            while True:
+                async with pool.acquire() as conn:
+                    blocked = await conn.fetchval(
+                        """
+                        SELECT count(*) FROM pg_stat_activity
+                        WHERE $1 = ANY(pg_blocking_pids(pid))
+                          AND query ILIKE '%INSERT INTO dispatch_events%'
+                        """,
+                        holder_pid,
+                    )
+                if blocked and app.received:
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"the sender never published: {app.received}\n{hub.log()}") from None
+
+
+async def event_kinds(pool: Pool, order_id: str) -> list[str]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT kind FROM dispatch_events WHERE order_id = $1 ORDER BY id", order_id
+        )
+    return [row["kind"] for row in rows]

@@ -37,6 +37,8 @@ class FakeLapor:
     pushed: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     polls: int = 0
     tokens: list[str | None] = field(default_factory=list)
+    refuse: dict[str, int] = field(default_factory=dict)  # record id -> HTTP status to answer
+    attempts: list[str] = field(default_factory=list)  # every push tried, refused or not
 
     async def get_records(self, request: web.Request) -> web.StreamResponse:
         self.polls += 1
@@ -48,7 +50,11 @@ class FakeLapor:
         return web.json_response({"records": self.records})
 
     async def post_status(self, request: web.Request) -> web.Response:
-        self.pushed.append((request.match_info["id"], await request.json()))
+        record_id = request.match_info["id"]
+        self.attempts.append(record_id)
+        if record_id in self.refuse:
+            return web.json_response({"error": "no"}, status=self.refuse[record_id])
+        self.pushed.append((record_id, await request.json()))
         return web.json_response({"ok": True})
 
 
@@ -283,3 +289,44 @@ async def test_refused_credentials_stop_the_connector(make_hub_config: ConfigFac
 async def _state(hub: Hub, state: AdapterState) -> bool:
     status = hub.supervisor.status.get(NAME)
     return status is not None and status.state is state
+
+
+async def test_statuses_still_go_back_while_fetching_fails(make_hub_config: ConfigFactory) -> None:
+    fake = FakeLapor(records=[_record("G-1")])
+    async with connector_hub(make_hub_config, fake) as hub:
+        await _until(lambda: _pushed(fake, 1))
+        fake.answer = lambda: web.Response(status=503, text="busy")
+        polls = fake.polls
+        await _until(lambda: _polled(fake, polls + 1))
+        (case,) = await _cases(hub)
+        await service.transition(
+            hub.pool, hub.bus, case["id"], to="assigned", actor="test", agency="dinsos"
+        )
+        await _until(lambda: _pushed(fake, 2))
+        assert fake.pushed[-1] == ("G-1", {"status": "assigned", "case_number": case["number"]})
+
+
+async def test_a_refused_push_is_given_up_and_the_others_still_go(
+    make_hub_config: ConfigFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeLapor(records=[_record("H-1")], refuse={"H-1": 422})
+    async with connector_hub(make_hub_config, fake) as hub:
+        bound = connector_module.MAX_REFUSED_ATTEMPTS
+        await _until(lambda: _attempted(fake, "H-1", bound))
+        fake.records.append(_record("H-2"))  # a later record, fetched and pushed as usual
+        await _until(lambda: _pushed(fake, 1))
+        polls = fake.polls
+        await _until(lambda: _polled(fake, polls + 10))  # long past the backoff of a retry
+        assert fake.attempts.count("H-1") == bound
+        assert [record_id for record_id, _ in fake.pushed] == ["H-2"]
+        by_id = {c["external_id"]: c for c in await _cases(hub)}
+        assert by_id["H-1"]["external_pushed"] is None  # kept as not heard
+        assert by_id["H-2"]["external_pushed"] == "new"
+        assert hub.supervisor.status[NAME].state is AdapterState.RUNNING
+    given_up = [r for r in caplog.records if "given up" in r.getMessage()]
+    assert len(given_up) == 1
+    assert by_id["H-1"]["number"] in given_up[0].getMessage()
+
+
+async def _attempted(fake: FakeLapor, record_id: str, count: int) -> bool:
+    return fake.attempts.count(record_id) >= count
