@@ -105,13 +105,13 @@ async def clear_by_id(conn: Connection, alarm_id: int, *, by: str) -> AlarmRow |
 
 
 async def acknowledge(conn: Connection, alarm_id: int, *, by: str) -> AlarmRow | None:
-    """Acknowledge an alarm (the first acknowledgement stands); None when it is unknown."""
+    """Acknowledge an alarm (the first acknowledgement stands); None when unknown or cleared."""
     row = await conn.fetchrow(
         f"""
         UPDATE alarms
         SET acknowledged_at = COALESCE(acknowledged_at, now()),
             acknowledged_by = COALESCE(acknowledged_by, $2)
-        WHERE id = $1
+        WHERE id = $1 AND cleared_at IS NULL
         RETURNING {_COLUMNS}
         """,  # noqa: S608
         alarm_id,

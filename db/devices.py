@@ -286,10 +286,32 @@ async def recent_events(
     return [DeviceEventRow(**dict(row.items())) for row in rows]
 
 
-async def prune_events(conn: Connection, older_than: dt.datetime) -> int:
-    """Delete events older than a moment; return how many."""
-    status = await conn.execute("DELETE FROM device_events WHERE at < $1", older_than)
-    return int(status.split()[-1])
+PRUNE_BATCH = 10_000
+
+
+async def prune_events(
+    conn: Connection, older_than: dt.datetime, *, batch: int = PRUNE_BATCH
+) -> int:
+    """Delete events older than a moment, ``batch`` rows per statement; return how many.
+
+    Each statement is its own short transaction (call it outside one), so a large prune never
+    holds locks or an old snapshot for long, and an interrupted prune keeps what it did.
+    """
+    removed = 0
+    while True:
+        status = await conn.execute(
+            """
+            DELETE FROM device_events WHERE ctid = ANY(ARRAY(
+                SELECT ctid FROM device_events WHERE at < $1 LIMIT $2
+            ))
+            """,
+            older_than,
+            batch,
+        )
+        count = int(status.split()[-1])
+        removed += count
+        if count < batch:
+            return removed
 
 
 def _device(row: asyncpg.Record) -> DeviceRow:

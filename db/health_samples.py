@@ -69,6 +69,81 @@ async def query(
     return [Sample(**dict(row.items())) for row in rows]
 
 
+#: How states rank when a bucket keeps its worst: offline, degraded, unknown, online.
+STATE_RANK: dict[str, int] = {"online": 0, "unknown": 1, "degraded": 2, "offline": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """A device's samples in ``[start, start + width)`` summed up.
+
+    ``figures`` maps each numeric figure to its ``avg``, ``min`` and ``max`` over the bucket's
+    samples that carry it; ``state`` is the worst state of the bucket (see ``STATE_RANK``).
+    """
+
+    start: dt.datetime
+    samples: int
+    state: str
+    figures: dict[str, dict[str, float]]
+
+
+async def downsample(
+    conn: Connection,
+    device_id: str,
+    *,
+    since: dt.datetime,
+    until: dt.datetime,
+    width: dt.timedelta,
+) -> list[Bucket]:
+    """A device's samples in ``[since, until)`` in buckets of ``width`` from ``since``.
+
+    Only buckets holding samples are returned, oldest first. The database does the work: one
+    pass over the device's rows in the range, whatever its length.
+    """
+    ranks = sorted(STATE_RANK.items(), key=lambda item: item[1])
+    rank_sql = " ".join(f"WHEN '{name}' THEN {rank}" for name, rank in ranks)
+    rows = await conn.fetch(
+        f"""
+        WITH s AS MATERIALIZED (
+            SELECT date_bin($4, at, $2) AS bucket, state, figures FROM health_samples
+            WHERE device_id = $1 AND at >= $2 AND at < $3
+        ),
+        states AS (
+            SELECT bucket, count(*) AS samples,
+                   max(CASE state {rank_sql} ELSE {STATE_RANK["unknown"]} END) AS worst
+            FROM s GROUP BY bucket
+        ),
+        figures AS (
+            SELECT bucket, jsonb_object_agg(
+                key, jsonb_build_object('avg', mean, 'min', low, 'max', high)
+            ) AS figures
+            FROM (
+                SELECT s.bucket, f.key, avg(f.value::float8) AS mean,
+                       min(f.value::float8) AS low, max(f.value::float8) AS high
+                FROM s CROSS JOIN LATERAL jsonb_each(
+                    CASE jsonb_typeof(s.figures) WHEN 'object' THEN s.figures ELSE '{{}}' END
+                ) AS f
+                WHERE jsonb_typeof(f.value) = 'number'
+                GROUP BY s.bucket, f.key
+            ) AS per_figure
+            GROUP BY bucket
+        )
+        SELECT states.bucket, states.samples, states.worst,
+               COALESCE(figures.figures, '{{}}'::jsonb) AS figures
+        FROM states LEFT JOIN figures USING (bucket)
+        ORDER BY states.bucket
+        """,  # noqa: S608 - the CASE arms are the constant STATE_RANK
+        device_id,
+        since,
+        until,
+        width,
+    )
+    names = {rank: name for name, rank in ranks}
+    return [
+        Bucket(row["bucket"], row["samples"], names[row["worst"]], row["figures"]) for row in rows
+    ]
+
+
 PRUNE_BATCH = 10_000
 
 

@@ -36,6 +36,7 @@ from db.alarms import AlarmRow
 from db.devices import DeviceRow, SeenDevice, StateUpdate
 from db.pool import Pool
 from devices.health import DeviceHealth, HealthPolicy, HealthState, Transition
+from devices.health.rules import MAX_FIGURES
 from ops.core.bus import Bus, Overflow, Subscription
 from ops.core.config import DevicesConfig
 from ops.core.events import (
@@ -89,6 +90,14 @@ class DeviceNotFound(LookupError):  # noqa: N818 - a state, like the web's not_f
 
 class CommandRefused(ValueError):  # noqa: N818 - a state, not an action
     """The device's kind does not accept that command."""
+
+
+class AlarmCleared(ValueError):  # noqa: N818 - a state, not an action
+    """The alarm is cleared already: there is nothing left to acknowledge."""
+
+    def __init__(self, alarm: AlarmRow) -> None:
+        super().__init__(f"alarm {alarm.id} is {alarm.status}")
+        self.alarm = alarm
 
 
 @dataclass(slots=True)
@@ -207,7 +216,7 @@ class DeviceHealthService:
             if row.state != HealthState.UNKNOWN:
                 entry.health.state = HealthState(row.state)
                 entry.health.reason = row.reason or ""
-                entry.health.figures.update(row.figures)
+                _load_figures(entry.health, row.figures)
             # Alone, this hub hears every device: a fresh silence window catches the ones that
             # died while it was down, and the ones never heard from at all. In a share group
             # another hub may be the one that hears a device, so silence is judged only for
@@ -320,10 +329,18 @@ class DeviceHealthService:
             entry.health.kind = row.kind
 
     async def acknowledge(self, alarm_id: int, by: str) -> AlarmRow | None:
-        """Acknowledge an alarm (committed, then published); None when unknown."""
+        """Acknowledge an alarm (committed, then published); None when unknown.
+
+        Raises:
+            AlarmCleared: the alarm is cleared already (there is nothing left to acknowledge).
+        """
         async with self.pool.acquire() as conn, conn.transaction():
             before = await alarm_rows.get_alarm(conn, alarm_id)
             row = await alarm_rows.acknowledge(conn, alarm_id, by=by)
+            if row is None:
+                now = await alarm_rows.get_alarm(conn, alarm_id)
+                if now is not None:  # cleared, before or while this ran
+                    raise AlarmCleared(now)
             if row is not None and before is not None and before.acknowledged_at is None:
                 await device_rows.add_events(
                     conn,
@@ -853,11 +870,20 @@ class DeviceHealthService:
         )
 
 
+def _load_figures(health: DeviceHealth, stored: dict[str, Any]) -> None:
+    """Stored figures into a device's state, within the rules' cap on distinct names."""
+    figures = health.figures
+    for name, value in stored.items():
+        if name in figures or len(figures) < MAX_FIGURES:
+            figures[name] = value
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
 __all__ = [
+    "AlarmCleared",
     "CommandRefused",
     "DeviceEntry",
     "DeviceHealthService",

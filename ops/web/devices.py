@@ -8,6 +8,7 @@ socket (``device.health``, ``device.alarm``), so these routes serve snapshots an
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
@@ -19,7 +20,12 @@ from db import health_samples
 from db.alarms import AlarmRow
 from db.devices import DeviceRow
 from ops.devicehealth import service_of
-from ops.devicehealth.service import CommandRefused, DeviceHealthService, DeviceNotFound
+from ops.devicehealth.service import (
+    AlarmCleared,
+    CommandRefused,
+    DeviceHealthService,
+    DeviceNotFound,
+)
 from ops.web.auditing import record
 from ops.web.encode import to_jsonable
 from ops.web.errors import ApiError, read_json, validation_error
@@ -36,6 +42,8 @@ STATES: Final = ("unknown", "online", "degraded", "offline")
 ALARM_STATUSES: Final = ("active", "open", "acknowledged", "cleared")
 DEFAULT_HISTORY = dt.timedelta(hours=1)
 MAX_HISTORY = dt.timedelta(days=31)
+DEFAULT_BUCKETS = 500
+MAX_BUCKETS = 2000
 RECENT_EVENTS = 50
 DEFAULT_ALARM_PAGE = 100
 PAGE_FILE = "devices/index.html"
@@ -116,6 +124,7 @@ class HealthQuery(BaseModel):
 
     since: dt.datetime | None = Field(default=None, alias="from")
     until: dt.datetime | None = Field(default=None, alias="to")
+    buckets: int = Field(default=DEFAULT_BUCKETS, ge=1, le=MAX_BUCKETS)
 
     @model_validator(mode="after")
     def _aware(self) -> HealthQuery:
@@ -253,7 +262,12 @@ async def update_device(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/devices/{id}/health", allow_head=False)
 async def device_health(request: web.Request) -> web.Response:
-    """The device's samples between ``from`` and ``to`` (default: the last hour)."""
+    """The device's history between ``from`` and ``to`` (default: the last hour).
+
+    At most ``buckets`` samples come back as they are (``resolution: raw``); a range holding
+    more comes back as at most ``buckets`` time buckets of equal width, each with the avg, min
+    and max of every numeric figure and the worst state (``resolution: "<seconds>s"``).
+    """
     device_id = request.match_info["id"]
     query = _query(request, HealthQuery)
     until = query.until or dt.datetime.now(dt.UTC)
@@ -262,20 +276,33 @@ async def device_health(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_field", "from must be before to", "from")
     if until - since > MAX_HISTORY:
         raise ApiError(400, "invalid_field", "at most 31 days at once", "from")
+    buckets: list[dict[str, Any]] = []
+    resolution = "raw"
     async with request.app[HUB_KEY].pool.acquire() as conn:
         if await device_rows.get_device(conn, device_id) is None:
             raise ApiError(404, "not_found", f"no device {device_id}")
-        samples = await health_samples.query(conn, device_id, since=since, until=until)
+        samples = await health_samples.query(
+            conn, device_id, since=since, until=until, limit=query.buckets + 1
+        )
+        if len(samples) > query.buckets:
+            width = _bucket_width(since, until, query.buckets)
+            rows = await health_samples.downsample(
+                conn, device_id, since=since, until=until, width=width
+            )
+            buckets = [_bucket(row, width, until) for row in rows]
+            resolution = f"{int(width.total_seconds())}s"
+            samples = []
     return web.json_response(
         {
             "device_id": device_id,
             "from": since.isoformat(),
             "to": until.isoformat(),
-            "truncated": len(samples) >= health_samples.MAX_LIMIT,
+            "resolution": resolution,
             "samples": [
                 {"at": s.at.isoformat(), "state": s.state, "figures": to_jsonable(s.figures)}
                 for s in samples
             ],
+            "buckets": buckets,
         }
     )
 
@@ -342,10 +369,15 @@ async def list_alarms(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/alarms/{id}/ack")
 async def acknowledge_alarm(request: web.Request) -> web.Response:
-    """Acknowledge an alarm; the first acknowledgement (and its name) stands."""
+    """Acknowledge an alarm; the first acknowledgement (and its name) stands; 409 once cleared."""
     alarm_id = _alarm_id(request)
     user = current_user(request)
-    row = await _service(request).acknowledge(alarm_id, user.username)
+    try:
+        row = await _service(request).acknowledge(alarm_id, user.username)
+    except AlarmCleared as exc:
+        raise ApiError(
+            409, "alarm_cleared", f"alarm {alarm_id} is {exc.alarm.status}: nothing to acknowledge"
+        ) from None
     if row is None:
         raise ApiError(404, "not_found", f"no alarm {alarm_id}")
     await record(
@@ -414,6 +446,22 @@ def _device(service: DeviceHealthService, row: DeviceRow) -> dict[str, Any]:
         "commands": live["commands"],
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
+    }
+
+
+def _bucket_width(since: dt.datetime, until: dt.datetime, buckets: int) -> dt.timedelta:
+    """Whole seconds per bucket, so that ``buckets`` of them cover ``[since, until)``."""
+    seconds = math.ceil((until - since).total_seconds() / buckets)
+    return dt.timedelta(seconds=max(seconds, 1))
+
+
+def _bucket(row: health_samples.Bucket, width: dt.timedelta, until: dt.datetime) -> dict[str, Any]:
+    return {
+        "from": row.start.isoformat(),
+        "to": min(row.start + width, until).isoformat(),
+        "samples": row.samples,
+        "state": row.state,
+        "figures": row.figures,
     }
 
 

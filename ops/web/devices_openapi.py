@@ -169,15 +169,26 @@ SCHEMAS.update(
         },
         "HealthHistory": {
             "type": "object",
-            "required": ["device_id", "from", "to", "truncated", "samples"],
+            "description": (
+                "Raw samples when the range holds at most `buckets` of them; otherwise at most "
+                "`buckets` equal time buckets (only those holding samples), computed in the "
+                "database."
+            ),
+            "required": ["device_id", "from", "to", "resolution", "samples", "buckets"],
             "additionalProperties": False,
             "properties": {
                 "device_id": {"type": "string"},
                 "from": _TIME,
                 "to": _TIME,
-                "truncated": {"type": "boolean"},
+                "resolution": {
+                    "type": "string",
+                    "pattern": "^(raw|[1-9][0-9]*s)$",
+                    "description": "`raw` (samples) or each bucket's width in seconds (buckets).",
+                    "examples": ["raw", "1210s"],
+                },
                 "samples": {
                     "type": "array",
+                    "description": "Oldest first; empty when downsampled.",
                     "items": {
                         "type": "object",
                         "required": ["at", "state", "figures"],
@@ -186,6 +197,40 @@ SCHEMAS.update(
                             "at": _TIME,
                             "state": {"type": "string"},
                             "figures": {"type": "object"},
+                        },
+                    },
+                },
+                "buckets": {
+                    "type": "array",
+                    "description": "Oldest first; empty when raw.",
+                    "items": _ref("HealthBucket"),
+                },
+            },
+        },
+        "HealthBucket": {
+            "type": "object",
+            "required": ["from", "to", "samples", "state", "figures"],
+            "additionalProperties": False,
+            "properties": {
+                "from": _TIME,
+                "to": {**_TIME, "description": "Exclusive; never past the range's end."},
+                "samples": {"type": "integer", "minimum": 1},
+                "state": {
+                    "type": "string",
+                    "description": "The worst state in the bucket: offline, degraded, unknown, "
+                    "online.",
+                },
+                "figures": {
+                    "type": "object",
+                    "description": "Each numeric figure over the bucket's samples carrying it.",
+                    "additionalProperties": {
+                        "type": "object",
+                        "required": ["avg", "min", "max"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "avg": {"type": "number"},
+                            "min": {"type": "number"},
+                            "max": {"type": "number"},
                         },
                     },
                 },
@@ -310,14 +355,24 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/devices/{id}/health"): {
         "operationId": "deviceHealth",
         "tags": ["devices"],
-        "summary": "The device's health samples in a time range (default the last hour).",
+        "summary": "The device's health history in a time range (default the last hour).",
         "parameters": [
             _path_id("The device id."),
             _query("from", _TIME, "Start (inclusive), with a UTC offset."),
             _query("to", _TIME, "End (exclusive), with a UTC offset; at most 31 days after from."),
+            _query(
+                "buckets",
+                {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": devices.MAX_BUCKETS,
+                    "default": devices.DEFAULT_BUCKETS,
+                },
+                "The most points answered: a range with more samples is downsampled.",
+            ),
         ],
         "responses": {
-            "200": _json("Samples, oldest first.", _ref("HealthHistory")),
+            "200": _json("Samples or buckets, oldest first.", _ref("HealthHistory")),
             "400": _BODY_ERRORS["400"],
             **_NOT_FOUND,
         },
@@ -357,7 +412,11 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "tags": ["alarms"],
         "summary": "Acknowledge an alarm (the first acknowledgement and its name stand).",
         "parameters": [_path_id("The alarm id.")],
-        "responses": {"200": _json("The alarm.", _ref("Alarm")), **_NOT_FOUND},
+        "responses": {
+            "200": _json("The alarm.", _ref("Alarm")),
+            **_NOT_FOUND,
+            "409": _error("The alarm is cleared already (code alarm_cleared)."),
+        },
     },
     ("POST", "/api/v1/alarms/{id}/clear"): {
         "operationId": "clearAlarm",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import pytest
 from playwright.async_api import expect
 
+from db import devices as device_rows
+from db import health_samples
 from devices.mqtt.simulator import SimulatedDevice
 from ops.devicehealth import service_of
 from ops.users import Role
@@ -80,3 +83,50 @@ async def test_the_page_without_a_session_points_to_the_console(
         await page.goto(served.url + "/devices")
         await expect(page.locator("#signed-out")).to_be_visible()
         await expect(page.locator("#page")).to_be_hidden()
+
+
+async def test_a_long_history_is_charted_as_averages_within_a_min_max_band(
+    device_hub_config: ConfigFactory, new_page: NewPage
+) -> None:
+    async with run_hub(device_hub_config()) as (hub, served):
+        device_id = unique_name("busy")
+        now = dt.datetime.now(dt.UTC)
+        samples = [  # one every 5 s over the last hour: more than the page's 500 points
+            health_samples.Sample(
+                device_id,
+                now - dt.timedelta(seconds=5 * n + 1),
+                "online",
+                {"battery_pct": 50 + n % 7},
+            )
+            for n in range(700)
+        ]
+        async with hub.pool.acquire() as conn:
+            row = await device_rows.insert_device(
+                conn,
+                device_id=device_id,
+                kind="mqtt_sensor",
+                name="Pos Pantau Sibuk",
+                site=None,
+                lat=None,
+                lon=None,
+                tags=[],
+                adapter=None,
+                attributes={},
+            )
+            await health_samples.copy_samples(conn, samples)
+        assert row is not None
+        service_of(hub).service.registered(row)
+
+        username, password = await console_user(hub, Role.TECHNICIAN)
+        page = await new_page()
+        await sign_in(page, served, username, password)
+        await page.goto(served.url + "/devices")
+        await page.locator(f"tr[data-id='{device_id}']").click()
+        chart = page.locator("figure[data-figure=battery_pct]")
+        await expect(chart.locator("polygon.band")).to_have_count(1)
+        await expect(chart.locator("polyline")).to_have_count(1)
+        await expect(chart.locator("figcaption")).to_contain_text("rata-rata per 8s")
+        points = await chart.locator("polyline").get_attribute("points") or ""
+        assert 400 < len(points.split()) <= 500
+        band = await chart.locator("polygon.band").get_attribute("points") or ""
+        assert len(band.split()) == 2 * len(points.split())

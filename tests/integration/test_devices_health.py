@@ -15,6 +15,7 @@ import pytest
 from db import alarms as alarm_rows
 from db import devices as device_rows
 from db import health_samples
+from devices.health.rules import MAX_FIGURES
 from devices.mqtt.simulator import SimulatedDevice
 from ops.app import Hub
 from ops.core.events import (
@@ -340,3 +341,69 @@ async def test_a_restarted_hub_resumes_the_registry(device_hub_config: ConfigFac
     async with Hub(config, restart_policy=TEST_RESTART_POLICY) as again:
         entry = service_of(again).service.entry(device.device_id)
         assert (entry.kind, entry.health.state.value) == ("camera", "offline")
+
+
+async def test_old_device_events_are_pruned_in_batches(device_hub_config: ConfigFactory) -> None:
+    async with devices_hub(device_hub_config) as hub:
+        device_id = unique_name("old")
+        now = dt.datetime.now(dt.UTC)
+        old = now - dt.timedelta(days=30)
+        events = [
+            (device_id, old + dt.timedelta(seconds=n), "state", {"n": n}) for n in range(2_500)
+        ]
+        events.append((device_id, now, "state", {"n": -1}))
+        async with hub.pool.acquire() as conn:
+            await device_rows.add_events(conn, events)
+            statements: list[str] = []
+
+            def log(record: Any) -> None:
+                statements.append(record.query)
+
+            conn.add_query_logger(log)
+            try:
+                removed = await device_rows.prune_events(
+                    conn, now - dt.timedelta(days=1), batch=1_000
+                )
+            finally:
+                conn.remove_query_logger(log)
+            left = await conn.fetchval(
+                "SELECT count(*) FROM device_events WHERE device_id = $1", device_id
+            )
+        assert removed >= 2_500
+        assert left == 1
+        deletes = [query for query in statements if "DELETE" in query]
+        assert len(deletes) >= 3
+        assert all("LIMIT" in query for query in deletes)
+
+
+async def test_a_stored_device_loads_at_most_the_figure_cap(
+    device_hub_config: ConfigFactory,
+) -> None:
+    config = device_hub_config(devices={"hysteresis": 0.3})
+    device_id = unique_name("many")
+    stored = {f"f{n:03d}": n for n in range(MAX_FIGURES + 36)}
+    async with (
+        Hub(config, restart_policy=TEST_RESTART_POLICY) as hub,
+        hub.pool.acquire() as conn,
+    ):
+        await device_rows.insert_device(
+            conn,
+            device_id=device_id,
+            kind="mqtt_sensor",
+            name=None,
+            site=None,
+            lat=None,
+            lon=None,
+            tags=[],
+            adapter=None,
+            attributes={},
+        )
+        await conn.execute(
+            "UPDATE devices SET state = 'online', figures = $2 WHERE id = $1",
+            device_id,
+            stored,
+        )
+    async with Hub(config, restart_policy=TEST_RESTART_POLICY) as again:
+        figures = service_of(again).service.entry(device_id).health.figures
+        assert len(figures) == MAX_FIGURES
+        assert figures == dict(list(stored.items())[:MAX_FIGURES])

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from db import alarms as alarm_rows
+from db import devices as device_rows
+from db import health_samples
 from ops.app import Hub
 from ops.devicehealth import service_of
 from ops.users import Role
@@ -295,3 +298,158 @@ async def test_live_device_history_commands_alarms_and_metrics(
         async with client_of(served) as anonymous, anonymous.get("/devices") as response:
             assert response.status == 200
             assert "devices.js" in await response.text()
+
+
+WEEK = 7 * 24 * 60  # minutes: a week at one sample a minute is 10,080 samples
+OFFLINE_AT = 3_000  # the one minute of the week the device was offline
+
+
+async def test_a_long_range_comes_back_in_buckets_computed_by_the_database(
+    device_hub_config: ConfigFactory,
+) -> None:
+    async with (
+        web_hub(device_hub_config, history_days=30.0) as (hub, served),
+        signed_in(hub, served, Role.VIEWER) as viewer,
+    ):
+        spec = await _spec(viewer)
+        device, since, until = await _a_week_of_samples(hub)
+        status, history = await call(
+            viewer,
+            "GET",
+            f"/api/v1/devices/{device}/health",
+            spec,
+            template="/api/v1/devices/{id}/health",
+            params={"from": since.isoformat(), "to": until.isoformat()},
+        )
+        assert status == 200, history
+        width = 1210  # seconds: a week in at most 500 (the default) buckets, rounded up
+        assert (history["resolution"], history["samples"]) == (f"{width}s", [])
+        buckets = history["buckets"]
+        assert len(buckets) == 500
+        assert dt.datetime.fromisoformat(buckets[0]["from"]) == since
+        assert dt.datetime.fromisoformat(buckets[-1]["to"]) == until
+        assert sum(b["samples"] for b in buckets) == WEEK
+
+        known = 123  # seconds [148830, 150040) from the start: minutes 2481 to 2500
+        bucket = buckets[known]
+        start = since + dt.timedelta(seconds=known * width)
+        assert dt.datetime.fromisoformat(bucket["from"]) == start
+        assert dt.datetime.fromisoformat(bucket["to"]) == start + dt.timedelta(seconds=width)
+        inside = list(range(2481, 2501))
+        assert (bucket["samples"], bucket["state"]) == (len(inside), "online")
+        assert set(bucket["figures"]) == {"n", "even"}  # numbers only
+        assert bucket["figures"]["n"] == {
+            "avg": pytest.approx(sum(inside) / len(inside)),
+            "min": 2481,
+            "max": 2500,
+        }
+        evens = [n for n in inside if n % 2 == 0]
+        assert bucket["figures"]["even"] == {
+            "avg": pytest.approx(sum(evens) / len(evens)),
+            "min": 2482,
+            "max": 2500,
+        }
+        worst = [b for b in buckets if b["state"] != "online"]
+        offline_start = since + dt.timedelta(seconds=OFFLINE_AT * 60 // width * width)
+        assert [(b["state"], dt.datetime.fromisoformat(b["from"])) for b in worst] == [
+            ("offline", offline_start)
+        ]
+
+
+async def test_a_short_range_comes_back_raw_and_buckets_is_bounded(
+    device_hub_config: ConfigFactory,
+) -> None:
+    async with (
+        web_hub(device_hub_config, history_days=30.0) as (hub, served),
+        signed_in(hub, served, Role.VIEWER) as viewer,
+    ):
+        spec = await _spec(viewer)
+        device, since, _ = await _a_week_of_samples(hub)
+        path = f"/api/v1/devices/{device}/health"
+        template = "/api/v1/devices/{id}/health"
+        hour = {"from": since.isoformat(), "to": (since + dt.timedelta(hours=1)).isoformat()}
+        status, history = await call(viewer, "GET", path, spec, template=template, params=hour)
+        assert (status, history["resolution"], history["buckets"]) == (200, "raw", [])
+        assert [s["figures"]["n"] for s in history["samples"]] == list(range(60))
+        status, history = await call(
+            viewer, "GET", path, spec, template=template, params={**hour, "buckets": "60"}
+        )
+        assert (history["resolution"], len(history["samples"])) == ("raw", 60)
+        status, history = await call(
+            viewer, "GET", path, spec, template=template, params={**hour, "buckets": "59"}
+        )
+        assert history["resolution"] == "62s"
+        assert [b["figures"]["n"]["min"] for b in history["buckets"]][:3] == [0, 2, 3]
+        assert sum(b["samples"] for b in history["buckets"]) == 60
+        assert len(history["buckets"]) <= 59
+        for bad in ("0", "2001", "many"):
+            status, history = await call(
+                viewer, "GET", path, spec, template=template, params={**hour, "buckets": bad}
+            )
+            assert (status, history["error"]["field"]) == (400, "buckets")
+
+
+async def _a_week_of_samples(hub: Hub) -> tuple[str, dt.datetime, dt.datetime]:
+    """A registered device with a sample a minute over a week that ended a day ago (by COPY)."""
+    device = unique_name("week")
+    since = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(days=8)
+
+    def sample(n: int) -> health_samples.Sample:
+        figures: dict[str, Any] = {"n": n, "mode": "auto", "ok": True}
+        if n % 2 == 0:
+            figures["even"] = n
+        state = "offline" if n == OFFLINE_AT else "online"
+        return health_samples.Sample(device, since + dt.timedelta(minutes=n), state, figures)
+
+    async with hub.pool.acquire() as conn:
+        await device_rows.insert_device(
+            conn,
+            device_id=device,
+            kind="mqtt_sensor",
+            name=None,
+            site=None,
+            lat=None,
+            lon=None,
+            tags=[],
+            adapter=None,
+            attributes={},
+        )
+        await health_samples.copy_samples(conn, [sample(n) for n in range(WEEK)])
+    return device, since, since + dt.timedelta(minutes=WEEK)
+
+
+async def test_a_cleared_alarm_cannot_be_acknowledged(device_hub_config: ConfigFactory) -> None:
+    async with (
+        web_hub(device_hub_config) as (hub, served),
+        signed_in(hub, served, Role.TECHNICIAN) as tech,
+    ):
+        spec = await _spec(tech)
+        device = unique_name("dev")
+        status, _ = await call(
+            tech, "POST", "/api/v1/devices", json={"id": device, "kind": "mqtt_sensor"}
+        )
+        assert status == 201
+        async with hub.pool.acquire() as conn:
+            alarm, _ = await alarm_rows.raise_alarm(
+                conn, device_id=device, code="restart_storm", severity="warning", message="test"
+            )
+        clear = f"/api/v1/alarms/{alarm.id}/clear"
+        status, cleared = await call(
+            tech, "POST", clear, spec, template="/api/v1/alarms/{id}/clear"
+        )
+        assert (status, cleared["status"]) == (200, "cleared")
+
+        ack = f"/api/v1/alarms/{alarm.id}/ack"
+        status, refused = await call(tech, "POST", ack, spec, template="/api/v1/alarms/{id}/ack")
+        assert (status, refused["error"]["code"]) == (409, "alarm_cleared")
+        assert "cleared" in refused["error"]["message"]
+        async with hub.pool.acquire() as conn:
+            after = await alarm_rows.get_alarm(conn, alarm.id)
+            events = await device_rows.recent_events(conn, device)
+        assert after is not None
+        assert (after.status, after.acknowledged_at, after.acknowledged_by) == (
+            "cleared",
+            None,
+            None,
+        )
+        assert "alarm.acknowledged" not in {event.kind for event in events}

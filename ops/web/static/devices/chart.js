@@ -5,7 +5,9 @@ const WIDTH = 300;
 const HEIGHT = 90;
 
 /**
- * Draw points [{t: ms, v: number}] into a new <svg>, with dashed lines at the limits.
+ * Draw points [{t: ms, v: number}] into a new <svg>, with dashed lines at the limits. Points of
+ * a downsampled history also carry {lo, hi} (the bucket's min and max), drawn as a band behind
+ * the line of averages.
  * @returns {SVGSVGElement}
  */
 export function lineChart(points, { above = null, below = null, label = "" } = {}) {
@@ -15,7 +17,9 @@ export function lineChart(points, { above = null, below = null, label = "" } = {
   svg.setAttribute("role", "img");
   svg.setAttribute("aria-label", label);
   if (points.length === 0) return svg;
+  const banded = points.filter((p) => p.lo !== undefined && p.hi !== undefined);
   const values = points.map((p) => p.v);
+  for (const p of banded) values.push(p.lo, p.hi);
   for (const limit of [above, below]) if (limit !== null) values.push(limit);
   let low = Math.min(...values);
   let high = Math.max(...values);
@@ -36,6 +40,14 @@ export function lineChart(points, { above = null, below = null, label = "" } = {
     line.setAttribute("y1", String(y(limit)));
     line.setAttribute("y2", String(y(limit)));
     svg.append(line);
+  }
+  if (banded.length) {
+    const band = document.createElementNS(SVG, "polygon");
+    band.setAttribute("class", "band");
+    const upper = banded.map((p) => `${x(p.t).toFixed(1)},${y(p.hi).toFixed(1)}`);
+    const lower = banded.map((p) => `${x(p.t).toFixed(1)},${y(p.lo).toFixed(1)}`).reverse();
+    band.setAttribute("points", [...upper, ...lower].join(" "));
+    svg.append(band);
   }
   const polyline = document.createElementNS(SVG, "polyline");
   polyline.setAttribute(

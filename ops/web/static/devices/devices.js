@@ -233,15 +233,14 @@ function renderCharts(d, history) {
   const units = new Map(d.figure_specs.map((f) => [f.name, f.unit]));
   const limits = new Map(d.thresholds.map((t) => [t.figure, t]));
   const charts = [...names].map((name) => {
-    const points = history.samples
-      .filter((s) => typeof s.figures[name] === "number")
-      .map((s) => ({ t: Date.parse(s.at), v: s.figures[name] }));
+    const points = historyPoints(history, name);
     const limit = limits.get(name) ?? {};
     const current = d.figures[name];
     const unit = units.get(name) ?? "";
     const notes = [];
     if (limit.above != null) notes.push(dt("limit.above", { v: limit.above }));
     if (limit.below != null) notes.push(dt("limit.below", { v: limit.below }));
+    if (history.resolution !== "raw") notes.push(dt("chart.downsampled", { width: history.resolution }));
     return el(
       "figure",
       { class: "chart", "data-figure": name },
@@ -252,6 +251,22 @@ function renderCharts(d, history) {
     );
   });
   $("#charts").replaceChildren(...(charts.length ? charts : [el("p", { class: "muted", text: dt("detail.no_figures") })]));
+}
+
+// One figure's points: each raw sample, or each bucket's average (at its middle) with its min
+// and max when the range came back downsampled.
+function historyPoints(history, name) {
+  if (history.resolution === "raw") {
+    return history.samples
+      .filter((s) => typeof s.figures[name] === "number")
+      .map((s) => ({ t: Date.parse(s.at), v: s.figures[name] }));
+  }
+  return history.buckets
+    .filter((b) => b.figures[name] !== undefined)
+    .map((b) => {
+      const { avg, min, max } = b.figures[name];
+      return { t: (Date.parse(b.from) + Date.parse(b.to)) / 2, v: avg, lo: min, hi: max };
+    });
 }
 
 function renderCommands(d) {
