@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from db import prune as pruning
+
 if TYPE_CHECKING:
     from db.pool import Connection
 
@@ -144,30 +146,11 @@ async def downsample(
     ]
 
 
-PRUNE_BATCH = 10_000
-
-
-async def prune(conn: Connection, older_than: dt.datetime, *, batch: int = PRUNE_BATCH) -> int:
-    """Delete samples older than a moment, ``batch`` rows per statement; return how many.
-
-    Each statement is its own short transaction (call it outside one), so a large prune never
-    holds locks or an old snapshot for long, and an interrupted prune keeps what it did.
-    """
-    removed = 0
-    while True:
-        status = await conn.execute(
-            """
-            DELETE FROM health_samples WHERE ctid = ANY(ARRAY(
-                SELECT ctid FROM health_samples WHERE at < $1 LIMIT $2
-            ))
-            """,
-            older_than,
-            batch,
-        )
-        count = int(status.split()[-1])
-        removed += count
-        if count < batch:
-            return removed
+async def prune(
+    conn: Connection, older_than: dt.datetime, *, batch: int = pruning.PRUNE_BATCH
+) -> int:
+    """Delete samples older than a moment in short batches (:func:`db.prune.older_than`)."""
+    return await pruning.older_than(conn, "health_samples", older_than, batch=batch)
 
 
 def _dumps(value: Any) -> str:

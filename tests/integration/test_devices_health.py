@@ -27,6 +27,7 @@ from ops.core.events import (
 )
 from ops.devicehealth import service_of
 from ops.devicehealth.events import DEVICE_ALARM, DEVICE_HEALTH
+from tests.fixtures.devices import register_sensor
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, unique_name
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
@@ -386,18 +387,7 @@ async def test_a_stored_device_loads_at_most_the_figure_cap(
         Hub(config, restart_policy=TEST_RESTART_POLICY) as hub,
         hub.pool.acquire() as conn,
     ):
-        await device_rows.insert_device(
-            conn,
-            device_id=device_id,
-            kind="mqtt_sensor",
-            name=None,
-            site=None,
-            lat=None,
-            lon=None,
-            tags=[],
-            adapter=None,
-            attributes={},
-        )
+        await register_sensor(conn, device_id)
         await conn.execute(
             "UPDATE devices SET state = 'online', figures = $2 WHERE id = $1",
             device_id,

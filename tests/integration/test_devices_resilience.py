@@ -16,6 +16,7 @@ from ops.app import Hub
 from ops.core.events import DEVICE_REPORTED, AdapterState, DeviceReported
 from ops.devicehealth import service_of
 from tests.fixtures.broker import BrokerProcessFactory
+from tests.fixtures.devices import register_sensor
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, unique_name
 from tests.integration.test_devices_health import WAIT, devices_hub, simulated, state, until
 
@@ -110,13 +111,13 @@ async def test_a_configured_device_never_heard_from_goes_offline(
         Hub(config, restart_policy=TEST_RESTART_POLICY) as first,
         first.pool.acquire() as conn,
     ):
-        await _register(conn, loaded)
+        await register_sensor(conn, loaded)
     async with Hub(config, restart_policy=TEST_RESTART_POLICY) as hub:
         parts = service_of(hub)
         assert state(hub, loaded) == "unknown"
         later = unique_name("mute")
         async with hub.pool.acquire() as conn:
-            row = await _register(conn, later)
+            row = await register_sensor(conn, later)
         parts.service.registered(row)
         began = asyncio.get_running_loop().time()
         await until(lambda: state(hub, later) == "offline")
@@ -246,20 +247,3 @@ async def test_pruning_deletes_in_batches(device_hub_config: ConfigFactory) -> N
 def link_running(hub: Hub) -> bool:
     status = hub.supervisor.status.get("mqtt")
     return status is not None and status.state is AdapterState.RUNNING
-
-
-async def _register(conn: Any, device_id: str) -> device_rows.DeviceRow:
-    row = await device_rows.insert_device(
-        conn,
-        device_id=device_id,
-        kind="mqtt_sensor",
-        name=None,
-        site=None,
-        lat=None,
-        lon=None,
-        tags=[],
-        adapter=None,
-        attributes={},
-    )
-    assert row is not None
-    return row
