@@ -107,3 +107,13 @@ def test_known_non_config_posko_variables_are_allowed(tmp_path: Path) -> None:
         "POSKO_WEB__PORT": "9000",
     }
     assert load_config(write(tmp_path, ""), env).web.port == 9000
+
+
+def test_the_readme_example_is_a_valid_configuration(tmp_path: Path) -> None:
+    """A newcomer copies the README's posko.toml: it must load as written."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = load_config(write(tmp_path, example), {})
+    assert config.hub.id == "cc112-kota"
+    assert config.mqtt.prefix == "posko"
+    assert set(config.shifts.starts) == {"pagi", "siang", "malam"}
