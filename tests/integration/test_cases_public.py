@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from ops.app import Hub
+from ops.cases import codes
 from ops.users import Role
 from ops.web.app import Served
 from tests.fixtures.hub import (
@@ -189,30 +190,58 @@ async def test_a_whistleblower_leaves_no_identity_and_no_address(
             async with operator.post(f"{REPORTS}/{tracking}/notes", json={"body": "z"}) as r:
                 assert r.status == 403
 
-        # Nowhere in the database: every row of every table, as text.
+        # Nowhere in the database: every column of every table, whatever its type.
         async with hub.pool.acquire() as conn:
-            tables = await conn.fetch(
-                "SELECT quote_ident(tablename) AS name FROM pg_tables WHERE schemaname = 'public'"
-            )
-            found = []
-            for table in tables:
-                hits = await conn.fetchval(
-                    f"SELECT count(*) FROM {table['name']} AS t WHERE t::text LIKE $1",  # noqa: S608
-                    f"%{WHISTLEBLOWER_ADDRESS}%",
-                )
-                if hits:
-                    found.append(table["name"])
-            assert found == []
-            assert (
-                await conn.fetchval(
-                    "SELECT count(*) FROM cases WHERE description = $1", secret_text
-                )
-                == 1
-            )
+            # The scan finds what is there: the report's text, and the code's digest alone.
+            assert "cases.description" in await _columns_holding(conn, secret_text)
+            assert await _columns_holding(conn, codes.digest(code))
+            assert await _columns_holding(conn, WHISTLEBLOWER_ADDRESS) == []
+            assert await _columns_holding(conn, WHISTLEBLOWER_ADDRESS.encode()) == []
+            assert await _columns_holding(conn, code) == []
+            assert await _columns_holding(conn, code.removeprefix("WB-")) == []
+            assert await _columns_holding(conn, code.encode()) == []
     # Nowhere in the logs.
     assert caplog.records, "the hub logs something at DEBUG, so the scan means something"
-    assert WHISTLEBLOWER_ADDRESS not in caplog.text
-    assert all(WHISTLEBLOWER_ADDRESS not in str(r.args) for r in caplog.records)
+    for secret in (WHISTLEBLOWER_ADDRESS, code.removeprefix("WB-")):
+        assert secret not in caplog.text
+        assert all(secret not in str(r.args) for r in caplog.records)
+
+
+async def _columns_holding(conn: Any, needle: str | bytes) -> list[str]:
+    """Every ``table.column`` of the public schema with a value holding ``needle``.
+
+    Text is matched without case in any column cast to text (json, arrays, addresses too);
+    bytes are matched inside ``bytea`` columns.
+    """
+    columns = await conn.fetch(
+        """
+        SELECT quote_ident(c.table_name) AS tab, quote_ident(c.column_name) AS col, c.data_type
+        FROM information_schema.columns AS c
+        JOIN information_schema.tables AS t USING (table_schema, table_name)
+        WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'
+        ORDER BY 1, 2
+        """
+    )
+    assert columns, "the scan sees the tables"
+    found = []
+    for column in columns:
+        if isinstance(needle, bytes):
+            if column["data_type"] != "bytea":
+                continue
+            where = f"position($1::bytea in {column['col']}) > 0"
+            argument: str | bytes = needle
+        else:
+            where = f"{column['col']}::text ILIKE $1"
+            argument = (
+                "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            )
+        hit = await conn.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM {column['tab']} WHERE {where})",  # noqa: S608
+            argument,
+        )
+        if hit:
+            found.append(f"{column['tab']}.{column['col']}")
+    return found
 
 
 async def test_follow_up_notes_refuse_bad_input(web_client: WebClient) -> None:

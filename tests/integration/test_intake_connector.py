@@ -33,18 +33,22 @@ class FakeLapor:
 
     records: list[dict[str, Any]] = field(default_factory=list)
     answer: Callable[[], web.StreamResponse] | None = None
-    delay: float = 0.0
+    delay: float = 0.0  # how long an answer is held back, unless the server is shut down first
     pushed: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     polls: int = 0
     tokens: list[str | None] = field(default_factory=list)
     refuse: dict[str, int] = field(default_factory=dict)  # record id -> HTTP status to answer
     attempts: list[str] = field(default_factory=list)  # every push tried, refused or not
+    polled_at: list[float] = field(default_factory=list)  # loop time of each poll received
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def get_records(self, request: web.Request) -> web.StreamResponse:
         self.polls += 1
+        self.polled_at.append(asyncio.get_running_loop().time())
         self.tokens.append(request.headers.get("Authorization"))
         if self.delay:
-            await asyncio.sleep(self.delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.closing.wait(), self.delay)
         if self.answer is not None:
             return self.answer()
         return web.json_response({"records": self.records})
@@ -71,6 +75,7 @@ async def serve_lapor(fake: FakeLapor) -> AsyncIterator[str]:
     try:
         yield f"http://127.0.0.1:{port}/api"
     finally:
+        fake.closing.set()  # answers still held back go now, so shutting down waits for none
         await runner.cleanup()
 
 
@@ -267,23 +272,41 @@ async def _has_cases(hub: Hub, count: int) -> bool:
     return len(await _cases(hub)) >= count
 
 
-async def test_a_slow_system_times_out_and_recovers(make_hub_config: ConfigFactory) -> None:
-    fake = FakeLapor(records=[_record("D-1")], delay=3.0)
-    async with connector_hub(make_hub_config, fake, connector_timeout=0.3) as hub:
+async def test_a_slow_system_times_out_and_recovers(
+    make_hub_config: ConfigFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    timeout = 1.0
+    # Held back far longer than the wait below: only a timeout ends a poll.
+    fake = FakeLapor(records=[_record("D-1")], delay=60.0)
+    async with connector_hub(make_hub_config, fake, connector_timeout=timeout) as hub:
         await _until(lambda: _polled(fake, 2))  # the first wait timed out, and it tried again
+        # It gave up on a poll it had waited for, rather than failing at once for another reason.
+        assert fake.polled_at[1] - fake.polled_at[0] > timeout / 2
+        assert hub.supervisor.status[NAME].restarts >= 1
+        # The request's own timeout ended it, not the supervisor's watch for a silent adapter.
+        failures = [
+            r.getMessage() for r in caplog.records if r.getMessage().startswith(f"adapter {NAME}")
+        ]
+        assert failures[0] == f"adapter {NAME} failed: TimeoutError", failures
         assert await _cases(hub) == []
         fake.delay = 0.0
         await _until(lambda: _has_cases(hub, 1))
+        await _until(lambda: _state(hub, AdapterState.RUNNING))
 
 
 async def test_refused_credentials_stop_the_connector(make_hub_config: ConfigFactory) -> None:
     fake = FakeLapor(answer=lambda: web.Response(status=401, text="who are you"))
     async with connector_hub(make_hub_config, fake, connector_token="s3cret-token") as hub:
         await _until(lambda: _state(hub, AdapterState.FAILED))
-        assert fake.tokens[0] == "Bearer s3cret-token"
-        polls = fake.polls
-        await asyncio.sleep(0.4)
-        assert fake.polls == polls  # stopped, not hammering
+        # The supervising task has ended: nothing is left that could poll again.
+        supervising = hub.supervisor._tasks[NAME]
+        async with asyncio.timeout(WAIT):
+            await asyncio.wait({supervising})
+        assert supervising.exception() is None
+        assert fake.polls == 1  # refused once, stopped at once: no retry
+        assert fake.tokens == ["Bearer s3cret-token"]
+        assert hub.supervisor.status[NAME].state is AdapterState.FAILED
+        assert "401" in hub.supervisor.status[NAME].detail
 
 
 async def _state(hub: Hub, state: AdapterState) -> bool:

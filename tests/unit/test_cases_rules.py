@@ -28,8 +28,17 @@ def _rule() -> RuleRow:
 
 def test_the_life_cycle_is_the_documented_one() -> None:
     assert set(ALLOWED) == set(STATUSES)
-    assert ALLOWED["new"] == {"triaged", "assigned", "rejected"}
-    assert ALLOWED["closed"] == {"reopened"}
+    documented = {
+        "new": {"triaged", "assigned", "rejected"},
+        "triaged": {"assigned", "rejected"},
+        "assigned": {"in_progress", "resolved", "triaged"},
+        "in_progress": {"resolved", "triaged"},
+        "resolved": {"closed", "reopened"},
+        "closed": {"reopened"},
+        "rejected": {"closed", "reopened"},
+        "reopened": {"triaged", "assigned", "rejected"},
+    }
+    assert documented == ALLOWED
     assert all(target in STATUSES for targets in ALLOWED.values() for target in targets)
 
 
