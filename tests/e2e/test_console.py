@@ -293,3 +293,87 @@ async def test_the_console_reconnects_by_itself_after_the_hub_restarts(
             created["number"]
         )
         await expect(page.locator("#shell")).to_be_visible()
+
+
+async def test_a_lost_hub_is_shown_in_a_banner_until_the_socket_is_back(
+    make_hub_config: ConfigFactory, new_page: NewPage
+) -> None:
+    config: Config = make_hub_config()
+    async with run_hub(config) as (hub, served):
+        port = served.port
+        operator = await console_user(hub, Role.OPERATOR)
+        page = await new_page()
+        await sign_in(page, served, *operator)
+        banner = page.locator("#offline-banner")
+        await expect(banner).to_be_hidden()
+    # The hub is gone: the banner under the header says so in shape and words, not folded away
+    # in the hub panel.
+    await expect(banner).to_be_visible()
+    await expect(banner).to_have_attribute("role", "status")
+    await expect(banner.locator(".offline-shape")).to_have_text("▲")
+    await expect(banner).to_contain_text("Terputus dari hub")
+    await expect(banner).to_contain_text("data terakhir yang diketahui")
+    header_bottom = await page.locator("header.bar").evaluate(
+        "e => e.getBoundingClientRect().bottom"
+    )
+    banner_top = await banner.evaluate("e => e.getBoundingClientRect().top")
+    assert banner_top >= header_bottom - 1
+    await page.click("[data-lang=en]")
+    await expect(banner).to_contain_text("Lost the hub")
+    await page.click("[data-lang=id]")
+    await keep_screenshot(page, "console-lost-hub")
+    async with run_hub(config, port=port):
+        await expect(page.locator("#live")).to_have_attribute("data-state", "open", timeout=30_000)
+        await expect(banner).to_be_hidden()
+        await expect(page.locator("#shell")).to_be_visible()
+
+
+async def test_new_urgent_cases_appear_in_the_notifications_strip_newest_first(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    hub, served = served_hub
+    operator = await console_user(hub, Role.OPERATOR)
+    page = await new_page()
+    await sign_in(page, served, *operator)
+    strip = page.locator("#notifications")
+    tag = secrets.token_hex(3)
+    spot = {"lat": -3.0 - secrets.randbelow(1000) / 1000, "lon": 128.2}
+    critical = await create_case(
+        served, *operator, {**CASES[0], **spot, "title": f"Banjir bandang {tag}"}
+    )
+    # No reload: the live feed brings it into the strip, with its priority's shape and words.
+    first = strip.locator("li", has_text=critical["number"])
+    await expect(first).to_have_count(1)
+    await expect(first).to_have_attribute("data-tone", "bad")
+    await expect(first.locator(".shape")).to_have_text("◆")
+    await expect(first).to_contain_text(
+        f"Kasus baru {critical['number']} (kritis): Banjir bandang {tag}"
+    )
+    await expect(first.locator("time")).to_have_text(re.compile(r"^\d{2}[.:]\d{2}"))
+    high = await create_case(
+        served,
+        *operator,
+        {**CASES[1], **spot, "priority": "high", "title": f"Tanah longsor {tag}"},
+    )
+    # Newest first.
+    await expect(strip.locator("li").first).to_contain_text(high["number"])
+    await expect(strip.locator("li").first.locator(".shape")).to_have_text("▲")
+    await expect(strip.locator("li").nth(1)).to_contain_text(critical["number"])
+
+    # The strip keeps the newest 30: the oldest fall off the end.
+    async with client_of(served) as client:
+        assert (await log_in(client, *operator)).status == 200
+        for n in range(30):
+            body = {
+                **CASES[1],
+                "lat": spot["lat"] + n / 100,
+                "lon": spot["lon"],
+                "title": f"Laporan {tag} #{n}",
+                "channel": "api",
+            }
+            async with client.post("/api/v1/cases", json=body) as created:
+                assert created.status == 201, await created.text()
+    await expect(strip.locator("li").first).to_contain_text(f"Laporan {tag} #29")
+    await expect(strip.locator("li")).to_have_count(30)
+    await expect(strip.locator("li", has_text=critical["number"])).to_have_count(0)
+    await expect(strip.locator("li", has_text=high["number"])).to_have_count(0)

@@ -24,7 +24,7 @@ from ops.users import Role
 from ops.web.app import Served
 from tests.e2e.conftest import NewPage, console_user, keep_screenshot, sign_in
 from tests.fixtures.hub import client_of, log_in, unique_name
-from tests.integration.units_support import Spot, add_unit, new_spot
+from tests.integration.units_support import Spot, add_unit, json_of, new_spot, signed_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.broker]
 
@@ -241,3 +241,184 @@ async def test_the_map_and_the_list_agree_on_which_positions_are_stale(
     await expect(panel.locator(f".unit-list [data-unit='{old}']")).to_have_count(0)
     await panel.locator("#unit-filter").select_option("available")
     await expect(panel.locator(f".unit-list [data-unit='{old}']")).to_have_count(1)
+
+
+async def recommend_for(page: Any, case_id: int, first: str) -> Any:
+    """Select the case in the queue and ask for units; ``first`` must rank first."""
+    panel = page.locator("[data-panel=units]")
+    await page.locator(f"#queue [data-case='{case_id}']").click()
+    await panel.locator("#recommend").click()
+    await expect(panel.locator(".ranked li").first).to_have_attribute("data-unit", first)
+    return panel
+
+
+async def dispatch_from_panel(page: Any, case_id: int, unit_id: str) -> tuple[Any, Any, str]:
+    """Recommend for the case, send the first unit (``unit_id``): (panel, order row, order id)."""
+    panel = await recommend_for(page, case_id, unit_id)
+    await panel.locator("#dispatch-send").click()
+    order = panel.locator(".orders .order", has=page.locator(f".ladder[data-unit='{unit_id}']"))
+    await expect(order).to_have_attribute("data-status", "open")
+    await expect(order).to_contain_text(f"{unit_id} menunggu konfirmasi")
+    order_id = await order.get_attribute("data-order")
+    assert order_id
+    return panel, order, order_id
+
+
+async def order_and_unit(hub: Hub, served: Served, order_id: str, unit_id: str) -> tuple[Any, Any]:
+    """The order and the unit as the hub has them now."""
+    async with signed_in(hub, served, Role.VIEWER) as client:
+        status, order = await json_of(client, "GET", f"/api/v1/dispatches/{order_id}")
+        assert status == 200, order
+        status, unit = await json_of(client, "GET", f"/api/v1/units/{unit_id}")
+        assert status == 200, unit
+    return order, unit
+
+
+async def fire_case(served: Served, username: str, password: str, spot: Spot) -> Any:
+    return await create_case(
+        served,
+        username,
+        password,
+        {
+            "title": "Kebakaran rumah di Jatinegara",
+            "description": "Api di lantai dua.",
+            "category": "fire",
+            "priority": "high",
+            "lat": spot.lat,
+            "lon": spot.lon,
+        },
+    )
+
+
+async def test_an_operator_records_an_acknowledgement_by_hand(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    """Nobody's app answers this unit: the crew phoned in, and the operator records it."""
+    hub, served = served_hub
+    username, password = await console_user(hub, Role.OPERATOR)
+    spot = new_spot()
+    unit_id = await add_unit(hub, kind="fire", at=spot.near(0.5), skills=("firefighting",))
+    page = await new_page()
+    await sign_in(page, served, username, password)
+    case = await fire_case(served, username, password, spot)
+    _, order, order_id = await dispatch_from_panel(page, case["id"], unit_id)
+    await expect(order.locator(".ladder li[data-channel=mqtt]")).to_have_attribute(
+        "data-state", re.compile("queued|sent")
+    )
+    await order.get_by_role("button", name="Catat konfirmasi").click()
+    await expect(order).to_have_attribute("data-status", "acknowledged")
+    await expect(order).to_contain_text(f"{unit_id} dikonfirmasi")
+    await expect(order.get_by_role("button", name="Catat konfirmasi")).to_have_count(0)
+    await expect(order.get_by_role("button", name="Batalkan")).to_have_count(0)
+    body, unit = await order_and_unit(hub, served, order_id, unit_id)
+    assert body["status"] == "acknowledged"
+    assert [(a["unit"], a["status"]) for a in body["assignments"]] == [(unit_id, "acknowledged")]
+    assert unit["status"] == "en_route"
+
+
+async def test_an_operator_cancels_an_order_with_a_reason_and_the_unit_is_free_again(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    hub, served = served_hub
+    username, password = await console_user(hub, Role.OPERATOR)
+    spot = new_spot()
+    unit_id = await add_unit(hub, kind="fire", at=spot.near(0.9), skills=("firefighting",))
+    page = await new_page()
+    await sign_in(page, served, username, password)
+    case = await fire_case(served, username, password, spot)
+    panel, order, order_id = await dispatch_from_panel(page, case["id"], unit_id)
+    prompts: list[tuple[str, str]] = []
+    answered = asyncio.Event()
+
+    async def answer(dialog: Any, reason: str | None) -> None:
+        prompts.append((dialog.type, dialog.message))
+        await (dialog.accept(reason) if reason else dialog.dismiss())
+        answered.set()
+
+    # Asked for a reason and given none: nothing is cancelled.
+    page.once("dialog", lambda dialog: answer(dialog, None))
+    await order.get_by_role("button", name="Batalkan").click()
+    async with asyncio.timeout(5):
+        await answered.wait()
+    await expect(order).to_have_attribute("data-status", "open")
+    page.once("dialog", lambda dialog: answer(dialog, "Api sudah padam"))
+    await order.get_by_role("button", name="Batalkan").click()
+    await expect(order).to_have_attribute("data-status", "cancelled")
+    await expect(order).to_contain_text("dibatalkan")
+    await expect(order.get_by_role("button", name="Batalkan")).to_have_count(0)
+    assert prompts == [("prompt", "Alasan pembatalan?")] * 2
+    await panel.locator("#unit-search").fill(unit_id)
+    await expect(panel.locator(f".unit-list [data-unit='{unit_id}']")).to_have_attribute(
+        "data-status", "available"
+    )
+    body, unit = await order_and_unit(hub, served, order_id, unit_id)
+    assert body["status"] == "cancelled"
+    assert [(a["unit"], a["status"]) for a in body["assignments"]] == [(unit_id, "cancelled")]
+    assert unit["status"] == "available"
+
+
+async def test_only_a_supervisor_sends_an_unavailable_unit_with_a_reason(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    hub, served = served_hub
+    operator = await console_user(hub, Role.OPERATOR)
+    supervisor = await console_user(hub, Role.SUPERVISOR)
+    spot = new_spot()
+    unit_id = await add_unit(hub, kind="medic", at=spot.near(0.4), skills=("first_aid",))
+    pages = []
+    for person in (operator, supervisor):
+        page = await new_page()
+        await sign_in(page, served, *person)
+        pages.append(page)
+    case = await create_case(
+        served,
+        *operator,
+        {
+            "title": "Korban tenggelam di Kali Ciliwung",
+            "description": "Satu orang hanyut.",
+            "category": "medical",
+            "priority": "critical",
+            "lat": spot.lat,
+            "lon": spot.lon,
+        },
+    )
+    operator_panel, supervisor_panel = [
+        await recommend_for(page, case["id"], unit_id) for page in pages
+    ]
+    await expect(operator_panel.locator("input[name=override]")).to_have_count(0)
+    # Meanwhile the unit is taken out of service.
+    async with signed_in(hub, served, Role.SUPERVISOR) as client:
+        status, body = await json_of(
+            client,
+            "POST",
+            f"/api/v1/units/{unit_id}/status",
+            json={"status": "out_of_service", "reason": "ban bocor"},
+        )
+        assert status == 200, body
+
+    # An operator is told why not, in the panel, and nothing is sent.
+    await operator_panel.locator("#dispatch-send").click()
+    refusal = operator_panel.locator(".dispatch [role=alert]")
+    await expect(refusal).to_contain_text(f"{unit_id} is out_of_service (ban bocor)")
+    await expect(
+        operator_panel.locator(".orders .order", has=pages[0].locator(f"[data-unit='{unit_id}']"))
+    ).to_have_count(0)
+
+    # A supervisor overrides, with a reason.
+    await supervisor_panel.locator("input[name=override]").check()
+    await supervisor_panel.locator("input[name=override_reason]").fill(
+        "Unit terdekat, ban cadangan"
+    )
+    await supervisor_panel.locator("#dispatch-send").click()
+    await expect(supervisor_panel.locator(".dispatch [role=status]")).to_contain_text("dikirim")
+    order = supervisor_panel.locator(
+        ".orders .order", has=pages[1].locator(f".ladder[data-unit='{unit_id}']")
+    )
+    await expect(order).to_have_attribute("data-status", "open")
+    await expect(order).to_contain_text(case["number"])
+    order_id = await order.get_attribute("data-order")
+    assert order_id
+    body, unit = await order_and_unit(hub, served, order_id, unit_id)
+    assert body["case"]["id"] == case["id"]
+    assert [a["unit"] for a in body["assignments"]] == [unit_id]
+    assert unit["status"] == "dispatched"

@@ -36,6 +36,8 @@ let selectedCamera = null;
 let selectedDevice = null;
 let alarmMessage = null; // [tone, text] of the last acknowledgement
 let liveState = "closed";
+let wasOpen = false; // the live socket was open in this session: connecting again means lost
+let liveLost = false;
 let needsSnapshot = false;
 let clockTimer = null;
 
@@ -118,6 +120,17 @@ function showLive(state) {
   const stale = state !== "open";
   $("#stale").hidden = !stale;
   $("#shell").dataset.stale = String(stale);
+  // ... and in a banner under the header, where operators look (the hub panel is folded).
+  if (state === "open") liveLost = false;
+  else if (wasOpen || state === "closed") liveLost = true;
+  if (state === "open") wasOpen = true;
+  showLostBanner();
+}
+
+function showLostBanner() {
+  const banner = $("#offline-banner");
+  banner.hidden = !(liveLost && session && !$("#shell").hidden);
+  $("#offline-text").textContent = t("live.lost");
 }
 
 function showHub(hubId) {
@@ -248,6 +261,9 @@ async function showShell(current) {
     // Not remembered.
   }
   needsSnapshot = false;
+  wasOpen = false;
+  liveLost = false;
+  showLostBanner();
   events.clear();
   notifications.clear();
   feed.start();
@@ -296,6 +312,9 @@ function showLogin({ expired = false } = {}) {
   clearInterval(clockTimer);
   $("#shell").hidden = true;
   for (const id of ["#live", "#who", "#logout", "#hub-id", "#help", "#clock"]) $(id).hidden = true;
+  wasOpen = false;
+  liveLost = false;
+  showLostBanner();
   $("#login").hidden = false;
   $("#password").value = "";
   $("#login-note").textContent = expired ? t("login.expired") : "";
