@@ -1,4 +1,6 @@
-"""Wiring of device health into a hub: the service, the history writer and the MQTT device bus.
+"""Wiring of device health into a hub: the service, the history writer and the MQTT listeners.
+
+The MQTT listeners are the device bus and the watch on peer hubs' status and panic presses.
 
 This is composition glue (like ``ops/app.py``): it is the one place of the domain that names the
 MQTT device adapter, which it hands to the hub's supervisor. The service's evaluator, ticker and
@@ -20,6 +22,7 @@ from devices.mqtt.devicebus import DeviceBus
 from ops.core.adapter import AdapterContext
 from ops.devicehealth.history import HistoryWriter
 from ops.devicehealth.service import DeviceHealthService
+from ops.devicehealth.watch import MqttWatch
 
 if TYPE_CHECKING:
     from ops.app import Hub
@@ -40,6 +43,7 @@ class DeviceHealthParts:
     service: DeviceHealthService
     history: HistoryWriter
     devicebus: DeviceBus
+    watch: MqttWatch
 
 
 _PARTS: weakref.WeakKeyDictionary[Hub, DeviceHealthParts] = weakref.WeakKeyDictionary()
@@ -86,6 +90,14 @@ async def setup(hub: Hub) -> None:
     )
     counted.append(devicebus)
     devicebus.attach()
+    # Peer hubs' status and panic presses (proof of life only; the panic intake files them).
+    watch = MqttWatch(
+        hub.mqtt,
+        hub.bus,
+        known=service.devices.__contains__,
+        register_unknown=cfg.register_unknown,
+    )
+    watch.attach()
     evaluations = service.subscribe()
     samples = history.subscribe()
     # The link may have changed state before the subscription opened.
@@ -100,7 +112,7 @@ async def setup(hub: Hub) -> None:
     ]
     for loop in loops:
         hub.supervisor.start(loop)
-    _PARTS[hub] = DeviceHealthParts(service, history, devicebus)
+    _PARTS[hub] = DeviceHealthParts(service, history, devicebus, watch)
 
     async def stop() -> None:
         for loop in reversed(loops):

@@ -27,6 +27,7 @@ from ops.core.events import (
 )
 from ops.devicehealth import service_of
 from ops.devicehealth.events import DEVICE_ALARM, DEVICE_HEALTH
+from tests.faultproxy import FaultProxy
 from tests.fixtures.devices import register_sensor
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, unique_name
 
@@ -397,3 +398,138 @@ async def test_a_stored_device_loads_at_most_the_figure_cap(
         figures = service_of(again).service.entry(device_id).health.figures
         assert len(figures) == MAX_FIGURES
         assert figures == dict(list(stored.items())[:MAX_FIGURES])
+
+
+async def test_a_peer_hub_that_dies_shows_offline_with_an_alarm(
+    device_hub_config: ConfigFactory, device_broker: tuple[str, int]
+) -> None:
+    prefix = f"shared-{unique_name('room')}"
+    proxy = FaultProxy(*device_broker)
+    await proxy.start()
+    try:
+        devices = {"hysteresis": 0.3, "offline_after": 30.0}
+        first_config = device_hub_config(mqtt={"prefix": prefix}, devices=devices)
+        peer_config = device_hub_config(
+            mqtt={"url": f"mqtt://127.0.0.1:{proxy.port}", "prefix": prefix}, devices=devices
+        )
+        async with Hub(first_config, restart_policy=TEST_RESTART_POLICY) as first:
+            alarms = first.bus.subscribe(DEVICE_ALARM, name="test-peer-alarms")
+            async with Hub(peer_config, restart_policy=TEST_RESTART_POLICY) as second:
+                peer = f"hub:{second.config.hub.id}"
+                await until(lambda: state(first, peer) == "online")
+                assert service_of(first).service.entry(peer).kind == "hub"
+                # The second hub never shows itself as its own peer.
+                assert second.config.hub.id not in service_of(second).watch.peers
+                assert first.config.hub.id not in service_of(first).watch.peers
+                assert first.config.hub.id in service_of(second).watch.peers
+
+                await proxy.cut()  # its socket is gone: the broker publishes its last will
+                await until(lambda: state(first, peer) == "offline")
+                assert service_of(first).service.entry(peer).health.reason == "reported offline"
+                raised = await next_action_of(alarms, peer, "raised")
+                assert (raised.code, raised.severity) == ("offline", "critical")
+
+                proxy.restore()  # it reconnects and says online again: the alarm clears
+                await until(lambda: state(first, peer) == "online")
+                assert (await next_action_of(alarms, peer, "cleared")).id == raised.id
+            alarms.close()
+    finally:
+        await proxy.stop()
+
+
+async def test_a_retired_hubs_retained_goodbye_is_not_a_peer(
+    device_hub_config: ConfigFactory, device_broker: tuple[str, int]
+) -> None:
+    """A hub that stopped before this one ever saw it run leaves a retained ``offline``: no
+    device, no alarm nobody could clear. A peer first heard online is followed as before."""
+    prefix = f"shared-{unique_name('room')}"
+    retired, alive = unique_name("retired"), unique_name("alive")
+    async with aiomqtt.Client(*device_broker, identifier=unique_name("peers")) as client:
+        await client.publish(f"{prefix}/hub/{retired}/status", b"offline", qos=1, retain=True)
+        await client.publish(f"{prefix}/hub/{alive}/status", b"online", qos=1, retain=True)
+        try:
+            config = device_hub_config(mqtt={"prefix": prefix})
+            async with Hub(config, restart_policy=TEST_RESTART_POLICY) as hub:
+                await until(lambda: state(hub, f"hub:{alive}") == "online")
+                await client.publish(f"{prefix}/hub/{alive}/status", b"offline", qos=1, retain=True)
+                await until(lambda: state(hub, f"hub:{alive}") == "offline")
+                assert state(hub, f"hub:{retired}") is None
+                assert service_of(hub).watch.peers == {alive}
+        finally:
+            for hub_id in (retired, alive):
+                await client.publish(f"{prefix}/hub/{hub_id}/status", b"", qos=1, retain=True)
+
+
+async def test_panic_presses_keep_a_press_only_button_online(
+    device_hub_config: ConfigFactory,
+) -> None:
+    async with devices_hub(device_hub_config, offline_after=1.0) as hub:
+        button = unique_name("btn")
+        async with hub.pool.acquire() as conn:
+            row = await device_rows.insert_device(
+                conn,
+                device_id=button,
+                kind="panic_button",
+                name=None,
+                site=None,
+                lat=-6.2,
+                lon=106.8,
+                tags=[],
+                adapter=None,
+                attributes={},
+            )
+        assert row is not None
+        service_of(hub).service.registered(row)
+        host, port = hub.config.mqtt.host_port
+        seen: set[str] = set()
+        async with aiomqtt.Client(host, port, identifier=unique_name("button")) as client:
+            for _ in range(12):  # 3.6 s: more than three times offline_after
+                await client.publish(hub.mqtt.topic("panic", button), b'{"id": "p-1"}', qos=1)
+                await asyncio.sleep(0.3)
+                seen.add(state(hub, button) or "unknown")
+        assert "offline" not in seen
+        assert state(hub, button) == "online"
+        # The panic intake still gets every press on its own subscription: one press id, one case.
+        async with asyncio.timeout(WAIT):
+            while True:
+                async with hub.pool.acquire() as conn:
+                    count = await conn.fetchval(
+                        "SELECT count(*) FROM cases WHERE reporter_contact = $1",
+                        f"device:{button}",
+                    )
+                if count:
+                    break
+                await asyncio.sleep(0.05)
+        assert count == 1
+        # Silent again, it goes offline as before.
+        await until(lambda: state(hub, button) == "offline")
+
+
+async def test_presses_of_unknown_buttons_register_nothing(
+    device_hub_config: ConfigFactory,
+) -> None:
+    async with devices_hub(device_hub_config) as hub:
+        known = unique_name("btn")
+        async with hub.pool.acquire() as conn:
+            row = await device_rows.insert_device(
+                conn,
+                device_id=known,
+                kind="panic_button",
+                name=None,
+                site=None,
+                lat=None,
+                lon=None,
+                tags=[],
+                adapter=None,
+                attributes={},
+            )
+        assert row is not None
+        service_of(hub).service.registered(row)
+        stranger = unique_name("btn")
+        host, port = hub.config.mqtt.host_port
+        async with aiomqtt.Client(host, port, identifier=unique_name("button")) as client:
+            await client.publish(hub.mqtt.topic("panic", stranger), b"", qos=1)
+            await client.publish(hub.mqtt.topic("panic", known), b"", qos=1)
+        await until(lambda: state(hub, known) == "online")
+        assert stranger not in service_of(hub).service.devices
+        assert service_of(hub).service.rejected[(stranger, "unknown_device")] == 0
