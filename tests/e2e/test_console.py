@@ -377,3 +377,22 @@ async def test_new_urgent_cases_appear_in_the_notifications_strip_newest_first(
     await expect(strip.locator("li")).to_have_count(30)
     await expect(strip.locator("li", has_text=critical["number"])).to_have_count(0)
     await expect(strip.locator("li", has_text=high["number"])).to_have_count(0)
+
+
+async def test_past_its_first_rows_the_device_list_points_to_the_technician_page(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    hub, served = served_hub
+    supervisor = await console_user(hub, Role.SUPERVISOR)
+    async with client_of(served) as client:
+        assert (await log_in(client, *supervisor)).status == 200
+        for index in range(55):  # more than the console's list shows, whatever else is there
+            body = {"id": f"cam-{secrets.token_hex(4)}-{index}", "kind": "camera"}
+            async with client.post("/api/v1/devices", json=body) as response:
+                assert response.status == 201, await response.text()
+    page = await new_page()
+    await sign_in(page, served, *supervisor)
+    more = page.locator("#device-panel .devices-more a")
+    await expect(more).to_contain_text(re.compile(r"^50 dari \d+ perangkat"))
+    await expect(more).to_have_attribute("href", "/devices")
+    await expect(page.locator("#device-panel li[data-state]")).to_have_count(50)

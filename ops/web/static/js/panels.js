@@ -89,7 +89,12 @@ export function deviceList(store, limit = 50, options = {}) {
     (a, b) => (STATE_ORDER[a.state] ?? 2) - (STATE_ORDER[b.state] ?? 2) || String(a.id).localeCompare(String(b.id)),
   );
   if (!devices.length) return el("p", { className: "muted" }, t("devices.empty"));
-  return el(
+  // Worst first; past the limit, the technician page has every device with its filters.
+  const more =
+    devices.length > limit
+      ? el("p", { className: "muted devices-more" }, el("a", { href: "/devices" }, t("devices.more", { shown: limit, total: devices.length })))
+      : null;
+  const list = el(
     "ul",
     { className: "rows" },
     devices.slice(0, limit).map((device) => {
@@ -104,6 +109,7 @@ export function deviceList(store, limit = 50, options = {}) {
       return el("li", { dataset: { state: device.state ?? "unknown" } }, button);
     }),
   );
+  return more ? el("div", {}, list, more) : list;
 }
 
 /**
