@@ -232,7 +232,12 @@ async def _hub(
             "hub": {"id": f"bench-{secrets.token_hex(3)}", "data_dir": data_dir},
             "database": {"url": database_url},
             "mqtt": {"url": f"mqtt://{host}:{port}", "prefix": prefix},
-            "devices": {"hysteresis": 0.0, "offline_after": 30.0, "rate_per_device": 10.0},
+            "devices": {
+                "hysteresis": 0.0,
+                "offline_after": 30.0,
+                "rate_per_device": 10.0,
+                "register_unknown": True,  # the fleet sends telemetry only, never a config
+            },
         }
     )
     async with Hub(config) as hub:

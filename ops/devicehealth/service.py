@@ -71,6 +71,8 @@ DB_RETRY = 1.0
 UNKNOWN_DEVICE = "unknown_device"
 #: At most this many sources are counted apart, and this many unknown devices' statuses kept.
 MAX_SOURCES = 10_000
+#: Sources whose dropped reports are logged by name; past this, drops are only counted.
+MAX_LOGGED_SOURCES = 100
 OFFLINE_ALARM = "offline"
 THRESHOLD_ALARM = "threshold:"
 ESCALATE_TO = "supervisor"
@@ -550,9 +552,18 @@ class DeviceHealthService:
             self.rejected[key] += 1
         if self._on_rejected is not None:
             self._on_rejected(source, reason)
-        if key not in self._logged and len(self._logged) < MAX_SOURCES:
+        if key in self._logged:
+            return
+        if len(self._logged) < MAX_LOGGED_SOURCES:
             self._logged.add(key)
             _LOGGER.warning("device report dropped (%s): %s", reason, source)
+        elif len(self._logged) == MAX_LOGGED_SOURCES:
+            # A storm of made-up ids must not become a storm of log lines: say so once.
+            self._logged.add(("", ""))
+            _LOGGER.warning(
+                "device reports dropped from more than %d sources; the rest are only counted",
+                MAX_LOGGED_SOURCES,
+            )
 
     def _auto_register(
         self, device_id: str, kind: str, name: str | None, site: str | None, adapter: str | None

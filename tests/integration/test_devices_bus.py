@@ -15,7 +15,7 @@ from db import health_samples
 from ops.app import Hub
 from ops.core.events import DEVICE_REPORTED
 from ops.devicehealth import service_of
-from ops.devicehealth.service import CommandRefused, DeviceNotFound
+from ops.devicehealth.service import MAX_LOGGED_SOURCES, CommandRefused, DeviceNotFound
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, unique_name
 from tests.integration.test_devices_health import devices_hub, simulated, state, until
 
@@ -168,6 +168,33 @@ async def test_unknown_devices_are_dropped_and_counted_by_default(
         )
         assert parts.devicebus.rejected_from(device_id) == {"unknown_device": 3}
         await announced.stop()
+
+
+async def test_a_storm_of_unknown_ids_is_counted_not_logged_line_by_line(
+    device_hub_config: ConfigFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    storm = MAX_LOGGED_SOURCES + 50
+    async with devices_hub(device_hub_config, rate_per_device=1000.0) as hub:
+        parts = service_of(hub)
+        ids = [unique_name("made-up") for _ in range(storm)]
+        host, port = hub.config.mqtt.host_port
+        async with aiomqtt.Client(host, port) as client:
+            for device_id in ids:
+                await client.publish(
+                    f"{hub.config.mqtt.prefix}/devices/{device_id}/telemetry",
+                    json.dumps({"battery_pct": 50}),
+                    qos=1,
+                )
+        await until(
+            lambda: all(
+                parts.devicebus.rejected_from(device_id).get("unknown_device") == 1
+                for device_id in ids
+            )
+        )
+    dropped = [r for r in caplog.records if "device report dropped" in r.getMessage()]
+    by_name = [r for r in dropped if any(device_id in r.getMessage() for device_id in ids)]
+    assert len(by_name) <= MAX_LOGGED_SOURCES
+    assert any("the rest are only counted" in r.getMessage() for r in caplog.records)
 
 
 async def test_unknown_devices_are_registered_on_first_report_when_allowed(
