@@ -384,15 +384,20 @@ async def test_past_its_first_rows_the_device_list_points_to_the_technician_page
 ) -> None:
     hub, served = served_hub
     supervisor = await console_user(hub, Role.SUPERVISOR)
-    async with client_of(served) as client:
-        assert (await log_in(client, *supervisor)).status == 200
-        for index in range(55):  # more than the console's list shows, whatever else is there
-            body = {"id": f"cam-{secrets.token_hex(4)}-{index}", "kind": "camera"}
-            async with client.post("/api/v1/devices", json=body) as response:
-                assert response.status == 201, await response.text()
-    page = await new_page()
-    await sign_in(page, served, *supervisor)
-    more = page.locator("#device-panel .devices-more a")
-    await expect(more).to_contain_text(re.compile(r"^50 dari \d+ perangkat"))
-    await expect(more).to_have_attribute("href", "/devices")
-    await expect(page.locator("#device-panel li[data-state]")).to_have_count(50)
+    cameras = [f"cam-{secrets.token_hex(4)}-{index}" for index in range(55)]
+    try:
+        async with client_of(served) as client:
+            assert (await log_in(client, *supervisor)).status == 200
+            for camera in cameras:  # more than the console's list shows, whatever else is there
+                body = {"id": camera, "kind": "camera"}
+                async with client.post("/api/v1/devices", json=body) as response:
+                    assert response.status == 201, await response.text()
+        page = await new_page()
+        await sign_in(page, served, *supervisor)
+        more = page.locator("#device-panel .devices-more a")
+        await expect(more).to_contain_text(re.compile(r"^50 dari \d+ perangkat"))
+        await expect(more).to_have_attribute("href", "/devices")
+        await expect(page.locator("#device-panel li[data-state]")).to_have_count(50)
+    finally:
+        async with hub.pool.acquire() as conn:  # the run's database is shared: leave it as found
+            await conn.execute("DELETE FROM devices WHERE id = ANY($1)", cameras)
