@@ -193,7 +193,7 @@ async def test_no_ack_goes_to_the_next_channel_then_the_next_unit_and_alarms(
     make_hub_config: ConfigFactory,
 ) -> None:
     config = make_hub_config(
-        dispatch={"mqtt_ack_timeout": 2.0, "radio_ack_timeout": 0.4, "watch_interval": 0.1}
+        dispatch={"mqtt_ack_timeout": 5.0, "radio_ack_timeout": 0.4, "watch_interval": 0.1}
     )
     async with start_web_hub(config) as (hub, served):
         await _escalation(hub, served)
