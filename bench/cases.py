@@ -18,7 +18,6 @@ import logging
 import os
 import random
 import secrets
-import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.report import Figure, emit, parser
+from bench.report import Figure, emit, latency_figures, parser
 from bench.startup import free_port, throwaway_database
 from ops.app import Hub
 from ops.core.config import Config
@@ -77,11 +76,6 @@ async def run_concurrently(
         for _ in range(CONCURRENCY):
             group.create_task(worker())
     return time.perf_counter() - start, latencies
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 @contextlib.asynccontextmanager
@@ -158,20 +152,7 @@ async def main(quick: bool) -> list[Figure]:
             count / raw_seconds,
             higher_is_better=True,
         ),
-        Figure(
-            "case_create_p50_ms",
-            statistics.median(api_latencies) * 1000,
-            "ms",
-            statistics.median(raw_latencies) * 1000,
-            higher_is_better=False,
-        ),
-        Figure(
-            "case_create_p99_ms",
-            percentile(api_latencies, 0.99) * 1000,
-            "ms",
-            percentile(raw_latencies, 0.99) * 1000,
-            higher_is_better=False,
-        ),
+        *latency_figures("case_create", api_latencies, raw_latencies),
     ]
 
 

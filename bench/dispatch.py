@@ -31,7 +31,6 @@ import multiprocessing
 import os
 import random
 import secrets
-import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -44,7 +43,7 @@ import aiohttp
 import aiomqtt
 
 from bench.devices import broker
-from bench.report import Figure, emit, parser
+from bench.report import Figure, emit, latency_figures, parser
 from bench.startup import throwaway_database
 from db.pool import Pool
 from ops.app import Hub
@@ -205,11 +204,6 @@ async def seed(pool: Pool) -> list[tuple[int, float, float]]:
     return [(r["id"], r["lat"], r["lon"]) for r in cases]
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 async def recommend_times(hub: Hub, cases: list[tuple[int, float, float]]) -> list[float]:
     """Seconds per ranking, one per case."""
     times = []
@@ -335,34 +329,8 @@ async def main(quick: bool) -> list[Figure]:
                 mqtt_rate = (stored - before) / seconds
                 write_rate, copy_rate = await write_rates(hub, 50_000 if quick else 200_000)
     return [
-        Figure(
-            "recommend_p50_ms",
-            statistics.median(ours) * 1000,
-            "ms",
-            statistics.median(knn) * 1000,
-            higher_is_better=False,
-        ),
-        Figure(
-            "recommend_p99_ms",
-            _percentile(ours, 0.99) * 1000,
-            "ms",
-            _percentile(knn, 0.99) * 1000,
-            higher_is_better=False,
-        ),
-        Figure(
-            "recommend_http_p50_ms",
-            statistics.median(over_http) * 1000,
-            "ms",
-            statistics.median(ours) * 1000,
-            higher_is_better=False,
-        ),
-        Figure(
-            "recommend_http_p99_ms",
-            _percentile(over_http, 0.99) * 1000,
-            "ms",
-            _percentile(ours, 0.99) * 1000,
-            higher_is_better=False,
-        ),
+        *latency_figures("recommend", ours, knn),
+        *latency_figures("recommend_http", over_http, ours),
         Figure("positions_mqtt_to_db_per_s", mqtt_rate, "msg/s", base_rate, higher_is_better=True),
         Figure(
             "positions_mqtt_stored_fraction",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from dataclasses import dataclass
 
 
@@ -23,6 +24,32 @@ class Figure:
         if self.higher_is_better:
             return self.value / self.baseline if self.baseline else 0.0
         return self.baseline / self.value if self.value else 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def latency_figures(name: str, ours: list[float], baseline: list[float]) -> list[Figure]:
+    """``{name}_p50_ms`` and ``{name}_p99_ms`` of two lists of seconds."""
+    return [
+        Figure(
+            f"{name}_p50_ms",
+            statistics.median(ours) * 1000,
+            "ms",
+            statistics.median(baseline) * 1000,
+            higher_is_better=False,
+        ),
+        Figure(
+            f"{name}_p99_ms",
+            percentile(ours, 0.99) * 1000,
+            "ms",
+            percentile(baseline, 0.99) * 1000,
+            higher_is_better=False,
+        ),
+    ]
 
 
 def parser(description: str) -> argparse.ArgumentParser:

@@ -48,6 +48,7 @@ from ops.core.events import (
     DeviceReported,
     Figure,
 )
+from ops.core.warnonce import WarnOnce
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class DeviceBus:
         self._kinds: dict[str, str] = {}
         self._figure_names: dict[str, set[str]] = {}
         self._buckets: dict[str, _Bucket] = {}
-        self._logged: set[tuple[str, str]] = set()
+        self._warn = WarnOnce(_LOGGER, MAX_SOURCES)
         self._pending: dict[str, tuple[str, float]] = {}
         self._attached = False
 
@@ -398,17 +399,14 @@ class DeviceBus:
             source = OTHER_SOURCE
         key = (source, exc.reason)
         self.rejected[key] += 1
-        if key in self._logged:
-            return
-        if len(self._logged) < MAX_SOURCES:
-            self._logged.add(key)
-            _LOGGER.warning(
-                "dropped %s from device %s on %s: %s (further ones are only counted)",
-                exc.reason,
-                source,
-                topic[:200],
-                exc,
-            )
+        self._warn(
+            key,
+            "dropped %s from device %s on %s: %s (further ones are only counted)",
+            exc.reason,
+            source,
+            topic[:200],
+            exc,
+        )
 
     def rejected_by_reason(self) -> dict[str, int]:
         """Rejections summed over sources, for metrics."""

@@ -24,6 +24,7 @@ from db.health_samples import Sample
 from db.pool import Pool
 from ops.core.bus import Bus, Overflow, Subscription
 from ops.core.events import DEVICE_REPORTED, DeviceReported
+from ops.core.warnonce import WarnOnce
 from ops.devicehealth.storage import TRANSIENT, refused
 
 _LOGGER = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class HistoryWriter:
         self.dropped = 0
         #: Samples the database refused for their data, dropped.
         self.refused = 0
-        self._refused_logged: set[str] = set()
+        self._warn = WarnOnce(_LOGGER, MAX_LOGGED)
         self._state_of = state_of
         self._sample_every = sample_every
         self._retention = dt.timedelta(days=retention_days)
@@ -188,13 +189,12 @@ class HistoryWriter:
 
     def _refuse(self, sample: Sample, exc: BaseException) -> None:
         self.refused += 1
-        if sample.device_id not in self._refused_logged and len(self._refused_logged) < MAX_LOGGED:
-            self._refused_logged.add(sample.device_id)
-            _LOGGER.warning(
-                "device %s: the database refused a health sample (dropped): %s",
-                sample.device_id,
-                exc,
-            )
+        self._warn(
+            sample.device_id,
+            "device %s: the database refused a health sample (dropped): %s",
+            sample.device_id,
+            exc,
+        )
 
     async def _prune_loop(self) -> None:
         while True:

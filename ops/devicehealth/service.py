@@ -56,6 +56,7 @@ from ops.core.events import (
     Envelope,
     Figure,
 )
+from ops.core.warnonce import WarnOnce
 from ops.devicehealth.events import DEVICE_ALARM, DEVICE_HEALTH, AlarmChanged, DeviceHealthChanged
 from ops.devicehealth.storage import TRANSIENT, refused
 
@@ -193,7 +194,7 @@ class DeviceHealthService:
         self._untrusted = untrusted
         self._link = link
         self._on_rejected = on_rejected
-        self._logged: set[tuple[str, str]] = set()
+        self._warn = WarnOnce(_LOGGER, MAX_LOGGED_SOURCES)
         self._held_status: dict[str, Envelope[DeviceReported]] = {}
         self.open_alarms: dict[int, AlarmRow] = {}
         self._tick = tick
@@ -552,18 +553,7 @@ class DeviceHealthService:
             self.rejected[key] += 1
         if self._on_rejected is not None:
             self._on_rejected(source, reason)
-        if key in self._logged:
-            return
-        if len(self._logged) < MAX_LOGGED_SOURCES:
-            self._logged.add(key)
-            _LOGGER.warning("device report dropped (%s): %s", reason, source)
-        elif len(self._logged) == MAX_LOGGED_SOURCES:
-            # A storm of made-up ids must not become a storm of log lines: say so once.
-            self._logged.add(("", ""))
-            _LOGGER.warning(
-                "device reports dropped from more than %d sources; the rest are only counted",
-                MAX_LOGGED_SOURCES,
-            )
+        self._warn(key, "device report dropped (%s): %s", reason, source)
 
     def _auto_register(
         self, device_id: str, kind: str, name: str | None, site: str | None, adapter: str | None
@@ -759,11 +749,12 @@ class DeviceHealthService:
 
     def _refused(self, device_id: str, exc: BaseException) -> None:
         self.refused += 1
-        if (device_id, "refused") not in self._logged and len(self._logged) < MAX_SOURCES:
-            self._logged.add((device_id, "refused"))
-            _LOGGER.warning(
-                "device %s: the database refused its health data (dropped): %s", device_id, exc
-            )
+        self._warn(
+            (device_id, "refused"),
+            "device %s: the database refused its health data (dropped): %s",
+            device_id,
+            exc,
+        )
 
     async def _commit(self, batch: _Batch, *, escalate: bool) -> list[tuple[AlarmRow, str]]:
         changed: list[tuple[AlarmRow, str]] = []

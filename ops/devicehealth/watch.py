@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 from ops.core.bus import Bus
 from ops.core.events import DEVICE_REPORTED, DeviceReported
+from ops.core.warnonce import WarnOnce
 
 if TYPE_CHECKING:
     from devices.mqtt.link import MessageHandler, MqttMessage
@@ -95,7 +96,7 @@ class MqttWatch:
         self._register_unknown = register_unknown
         self._clock = clock
         self._heard_at: dict[str, float] = {}
-        self._logged: set[str] = set()
+        self._warn = WarnOnce(_LOGGER)
         self._hub_prefix = link.topic("hub", "")
         self._panic_prefix = link.topic("panic", "")
 
@@ -160,8 +161,9 @@ class MqttWatch:
 
     def _drop(self, reason: str, what: str) -> None:
         self.dropped += 1
-        if reason not in self._logged:
-            self._logged.add(reason)
-            _LOGGER.warning(
-                "MQTT message dropped (%s): %s (further ones are not logged)", reason, what[:200]
-            )
+        self._warn(
+            reason,
+            "MQTT message dropped (%s): %s (further ones are not logged)",
+            reason,
+            what[:200],
+        )

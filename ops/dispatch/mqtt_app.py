@@ -33,6 +33,7 @@ import asyncpg
 from ops.cases.errors import InvalidReport
 from ops.core.errors import AdapterNotReady
 from ops.core.events import ALARM_RAISED, AlarmRaised
+from ops.core.warnonce import WarnOnce
 from ops.dispatch.channels import ChannelUnavailable, OrderCopy
 from ops.dispatch.service import OrderNotFound
 from ops.units.errors import InvalidUnit, UnitNotFound
@@ -279,7 +280,7 @@ class MqttUnitInbound:
         self._queue: collections.deque[UnitEvent] = collections.deque()
         self._wake = asyncio.Event()
         self._units_topic = port.topic("units")
-        self._logged: set[str] = set()
+        self._warn = WarnOnce(_LOGGER, MAX_LOGGED_SOURCES)
         self.rejected: collections.Counter[str] = collections.Counter()
         self.handled = 0
 
@@ -368,14 +369,12 @@ class MqttUnitInbound:
     def _reject(self, source: str, reason: str, detail: str) -> None:
         """Count a dropped event; log the first of each source (unit id or topic) at WARNING."""
         self.rejected[reason] += 1
-        if source not in self._logged and len(self._logged) < MAX_LOGGED_SOURCES:
-            self._logged.add(source)
-            _LOGGER.warning(
-                "dropped a unit event from %s (%s): %s; further ones from %s are only counted",
-                source,
-                reason,
-                detail,
-                source,
-            )
-        else:
+        if not self._warn(
+            source,
+            "dropped a unit event from %s (%s): %s; further ones from %s are only counted",
+            source,
+            reason,
+            detail,
+            source,
+        ):
             _LOGGER.debug("dropped a unit event from %s (%s): %s", source, reason, detail)

@@ -25,6 +25,7 @@ import asyncpg
 from db import positions
 from db import units as unit_rows
 from ops.core.events import ALARM_RAISED, AlarmRaised, Severity
+from ops.core.warnonce import WarnOnce
 from ops.dispatch.events import UNIT_MOVED, UnitMoved
 from ops.units.model import ID_PATTERN
 
@@ -79,7 +80,7 @@ class PositionIngestor:
         self._clock = clock
         self._buffer: collections.deque[positions.PositionRow] = collections.deque()
         self._wake = asyncio.Event()
-        self._logged: set[str] = set()
+        self._warn = WarnOnce(_LOGGER)
         self._overflow_alarmed = False
         self.accepted: collections.Counter[str] = collections.Counter()
         self.stored = 0
@@ -113,16 +114,14 @@ class PositionIngestor:
     def reject(self, source: str, reason: Rejection, detail: str) -> None:
         """Count a refused position; log the first of each source at WARNING."""
         self.rejected.setdefault(source, collections.Counter())[reason.value] += 1
-        if source not in self._logged:
-            self._logged.add(source)
-            _LOGGER.warning(
-                "dropped a position from %s (%s): %s; further ones from %s are only counted",
-                source,
-                reason.value,
-                detail,
-                source,
-            )
-        else:
+        if not self._warn(
+            source,
+            "dropped a position from %s (%s): %s; further ones from %s are only counted",
+            source,
+            reason.value,
+            detail,
+            source,
+        ):
             _LOGGER.debug("dropped a position from %s (%s): %s", source, reason.value, detail)
 
     def stats(self) -> dict[str, Any]:

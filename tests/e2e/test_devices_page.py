@@ -8,12 +8,12 @@ import datetime as dt
 import pytest
 from playwright.async_api import expect
 
-from db import devices as device_rows
 from db import health_samples
 from devices.mqtt.simulator import SimulatedDevice
 from ops.devicehealth import service_of
 from ops.users import Role
 from tests.e2e.conftest import NewPage, console_user, keep_screenshot, run_hub, sign_in
+from tests.fixtures.devices import register_device
 from tests.fixtures.hub import ConfigFactory, unique_name
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.broker]
@@ -101,18 +101,7 @@ async def test_a_long_history_is_charted_as_averages_within_a_min_max_band(
             for n in range(700)
         ]
         async with hub.pool.acquire() as conn:
-            row = await device_rows.insert_device(
-                conn,
-                device_id=device_id,
-                kind="mqtt_sensor",
-                name="Pos Pantau Sibuk",
-                site=None,
-                lat=None,
-                lon=None,
-                tags=[],
-                adapter=None,
-                attributes={},
-            )
+            row = await register_device(conn, device_id, name="Pos Pantau Sibuk")
             await health_samples.copy_samples(conn, samples)
         assert row is not None
         service_of(hub).service.registered(row)

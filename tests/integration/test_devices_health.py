@@ -28,7 +28,7 @@ from ops.core.events import (
 from ops.devicehealth import service_of
 from ops.devicehealth.events import DEVICE_ALARM, DEVICE_HEALTH
 from tests.faultproxy import FaultProxy
-from tests.fixtures.devices import register_sensor
+from tests.fixtures.devices import register_device
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, unique_name
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
@@ -388,7 +388,7 @@ async def test_a_stored_device_loads_at_most_the_figure_cap(
         Hub(config, restart_policy=TEST_RESTART_POLICY) as hub,
         hub.pool.acquire() as conn,
     ):
-        await register_sensor(conn, device_id)
+        await register_device(conn, device_id)
         await conn.execute(
             "UPDATE devices SET state = 'online', figures = $2 WHERE id = $1",
             device_id,
@@ -466,18 +466,7 @@ async def test_panic_presses_keep_a_press_only_button_online(
     async with devices_hub(device_hub_config, offline_after=1.0) as hub:
         button = unique_name("btn")
         async with hub.pool.acquire() as conn:
-            row = await device_rows.insert_device(
-                conn,
-                device_id=button,
-                kind="panic_button",
-                name=None,
-                site=None,
-                lat=-6.2,
-                lon=106.8,
-                tags=[],
-                adapter=None,
-                attributes={},
-            )
+            row = await register_device(conn, button, kind="panic_button", lat=-6.2, lon=106.8)
         assert row is not None
         service_of(hub).service.registered(row)
         host, port = hub.config.mqtt.host_port
@@ -511,18 +500,7 @@ async def test_presses_of_unknown_buttons_register_nothing(
     async with devices_hub(device_hub_config) as hub:
         known = unique_name("btn")
         async with hub.pool.acquire() as conn:
-            row = await device_rows.insert_device(
-                conn,
-                device_id=known,
-                kind="panic_button",
-                name=None,
-                site=None,
-                lat=None,
-                lon=None,
-                tags=[],
-                adapter=None,
-                attributes={},
-            )
+            row = await register_device(conn, known, kind="panic_button")
         assert row is not None
         service_of(hub).service.registered(row)
         stranger = unique_name("btn")

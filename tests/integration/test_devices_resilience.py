@@ -16,7 +16,7 @@ from ops.app import Hub
 from ops.core.events import DEVICE_REPORTED, AdapterState, DeviceReported
 from ops.devicehealth import service_of
 from tests.fixtures.broker import BrokerProcessFactory
-from tests.fixtures.devices import register_sensor
+from tests.fixtures.devices import register_device
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, unique_name
 from tests.integration.test_devices_health import WAIT, devices_hub, simulated, state, until
 
@@ -111,13 +111,13 @@ async def test_a_configured_device_never_heard_from_goes_offline(
         Hub(config, restart_policy=TEST_RESTART_POLICY) as first,
         first.pool.acquire() as conn,
     ):
-        await register_sensor(conn, loaded)
+        await register_device(conn, loaded)
     async with Hub(config, restart_policy=TEST_RESTART_POLICY) as hub:
         parts = service_of(hub)
         assert state(hub, loaded) == "unknown"
         later = unique_name("mute")
         async with hub.pool.acquire() as conn:
-            row = await register_sensor(conn, later)
+            row = await register_device(conn, later)
         parts.service.registered(row)
         began = asyncio.get_running_loop().time()
         await until(lambda: state(hub, later) == "offline")

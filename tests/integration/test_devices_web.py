@@ -17,7 +17,7 @@ from ops.app import Hub
 from ops.devicehealth import service_of
 from ops.users import Role
 from ops.web.app import Served
-from tests.fixtures.devices import register_sensor
+from tests.fixtures.devices import register_device
 from tests.fixtures.hub import (
     ConfigFactory,
     WebClient,
@@ -403,7 +403,7 @@ async def _a_week_of_samples(hub: Hub) -> tuple[str, dt.datetime, dt.datetime]:
         return health_samples.Sample(device, since + dt.timedelta(minutes=n), state, figures)
 
     async with hub.pool.acquire() as conn:
-        await register_sensor(conn, device)
+        await register_device(conn, device)
         await health_samples.copy_samples(conn, [sample(n) for n in range(WEEK)])
     return device, since, since + dt.timedelta(minutes=WEEK)
 
