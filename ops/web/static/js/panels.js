@@ -124,7 +124,7 @@ export function alarmList(store, options = {}) {
     "ul",
     { className: "rows alarms" },
     alarms.slice(0, options.limit ?? 30).map((alarm) => {
-      const escalated = Boolean(alarm.escalated_at || alarm.escalated);
+      const escalated = Boolean(alarm.escalated_at);
       const device = store.devices.get(String(alarm.device_id));
       let ack = null;
       if (alarm.acknowledged_by) ack = el("span", { className: "muted" }, ` · ✓ ${t("alarms.acked", { name: alarm.acknowledged_by })}`);

@@ -3,7 +3,7 @@
 // Sources are feature-detected: a list route another part of the hub does not serve (yet) leaves
 // its layer empty and marked "no data source", never filled with made-up data.
 //   cases    GET /api/v1/cases?status=open (every page) + case.opened / case.changed /
-//            case.sla_breached, each followed by the case as the hub has it (duplicates, breach)
+//            case.sla_breached (which carry duplicates and the breach too)
 //   devices  GET /api/v1/devices  + device.health (state, wall screens included)
 //   alarms   GET /api/v1/alarms?status=active  + device.alarm
 //   units    GET /api/v1/units    + unit.* events carrying an id
@@ -152,7 +152,7 @@ export class Store extends EventTarget {
       const id = String(payload.id);
       const before = this.alarms.get(id);
       if (payload.action === "cleared" || payload.status === "cleared") this.alarms.delete(id);
-      else this.alarms.set(id, { ...before, ...payload, escalated: payload.action === "escalated" || Boolean(before?.escalated || payload.escalated_at) });
+      else this.alarms.set(id, { ...before, ...payload });
       this.changed(topic, this.alarms.get(id) ?? null, before);
       return true;
     }
@@ -233,7 +233,7 @@ export class Store extends EventTarget {
   /** Active alarms (not cleared), escalated first, then newest. */
   openAlarms() {
     return [...this.alarms.values()].sort(
-      (a, b) => Number(Boolean(b.escalated_at || b.escalated)) - Number(Boolean(a.escalated_at || a.escalated)) || Number(b.id) - Number(a.id),
+      (a, b) => Number(Boolean(b.escalated_at)) - Number(Boolean(a.escalated_at)) || Number(b.id) - Number(a.id),
     );
   }
 
@@ -302,7 +302,7 @@ export class Store extends EventTarget {
       unitsAvailable: units,
       devicesOffline: offline,
       alarms: this.available.alarms || this.alarms.size ? this.alarms.size : null,
-      alarmsEscalated: [...this.alarms.values()].filter((a) => a.escalated_at || a.escalated).length,
+      alarmsEscalated: [...this.alarms.values()].filter((a) => a.escalated_at).length,
     };
   }
 }
