@@ -26,6 +26,7 @@ from ops.cases.setup import setup as cases_setup
 from ops.core.bus import Bus, Overflow, Subscription
 from ops.core.config import Config
 from ops.core.events import ADAPTER_STATUS, HUB_READINESS, HubReadinessChanged
+from ops.core.parts import Parts
 from ops.core.supervisor import RestartPolicy, Supervisor
 from ops.database import connect_pool, database_server
 from ops.demo import room_config as demo_room_config
@@ -65,6 +66,7 @@ class Hub:
         self.demo = demo
         self.bus = Bus()
         self.supervisor = Supervisor(self.bus, restart_policy)
+        self.parts = Parts()
         self.mqtt = MqttLink.from_config(config.mqtt, config.hub.id)
         self.started_at = time.monotonic()
         self.ready = False

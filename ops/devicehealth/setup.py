@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 from devices.mqtt import devicebus as devicebus_module
 from devices.mqtt.devicebus import DeviceBus
 from ops.core.adapter import AdapterContext
+from ops.core.parts import PartKey
 from ops.devicehealth.history import HistoryWriter
 from ops.devicehealth.service import DeviceHealthService
 from ops.devicehealth.watch import MqttWatch
@@ -46,15 +46,12 @@ class DeviceHealthParts:
     watch: MqttWatch
 
 
-_PARTS: weakref.WeakKeyDictionary[Hub, DeviceHealthParts] = weakref.WeakKeyDictionary()
+DEVICE_HEALTH: PartKey[DeviceHealthParts] = PartKey("devicehealth")
 
 
 def service_of(hub: Hub) -> DeviceHealthParts:
     """The device health parts of a started hub."""
-    parts = _PARTS.get(hub)
-    if parts is None:
-        raise RuntimeError("device health is not set up on this hub")
-    return parts
+    return hub.parts.get(DEVICE_HEALTH)
 
 
 async def setup(hub: Hub) -> None:
@@ -112,7 +109,7 @@ async def setup(hub: Hub) -> None:
     ]
     for loop in loops:
         hub.supervisor.start(loop)
-    _PARTS[hub] = DeviceHealthParts(service, history, devicebus, watch)
+    hub.parts.put(DEVICE_HEALTH, DeviceHealthParts(service, history, devicebus, watch))
 
     async def stop() -> None:
         for loop in reversed(loops):

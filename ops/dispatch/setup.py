@@ -8,10 +8,10 @@ Radio and satellite plug in with :func:`add_sender` from their own ``setup(hub)`
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ops.core.parts import PartKey
 from ops.dispatch.channels import OutboxSender, Sender
 from ops.dispatch.mqtt_app import MqttAppSender, MqttUnitInbound
 from ops.dispatch.service import DispatchService
@@ -34,15 +34,12 @@ class DispatchParts:
     senders: dict[str, OutboxSender] = field(default_factory=dict)
 
 
-_PARTS: weakref.WeakKeyDictionary[Hub, DispatchParts] = weakref.WeakKeyDictionary()
+DISPATCH: PartKey[DispatchParts] = PartKey("dispatch")
 
 
 def parts_of(hub: Hub) -> DispatchParts:
     """The dispatch parts of a started hub."""
-    try:
-        return _PARTS[hub]
-    except KeyError:
-        raise RuntimeError("dispatch is not set up on this hub") from None
+    return hub.parts.get(DISPATCH)
 
 
 async def setup(hub: Hub) -> None:
@@ -70,7 +67,7 @@ async def setup(hub: Hub) -> None:
     )
     inbound = MqttUnitInbound(hub.mqtt, hub.bus, service, ingestor)
     parts = DispatchParts(service, ingestor, inbound)
-    _PARTS[hub] = parts
+    hub.parts.put(DISPATCH, parts)
     await service.resume()
     inbound.attach()
     hub.supervisor.start(ingestor)
