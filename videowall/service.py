@@ -1,7 +1,9 @@
 """Walls, tiles, presets and paired screens: each change committed, then announced on the bus.
 
-The bus copy (:data:`~videowall.events.WALL_CHANGED`, keyed by wall name, kept as state) is what
-every screen of the wall redraws from, so a change reaches the wall only once it is durable.
+Each change writes its audit entry (with its actor) in its own transaction, so the two commit or
+roll back together. The bus copy (:data:`~videowall.events.WALL_CHANGED`, keyed by wall name, kept
+as state) is what every screen of the wall redraws from, so a change reaches the wall only once it
+is durable.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from db import cases as case_rows
 from db import sessions as session_rows
 from db import users as user_rows
 from db import walls as wall_rows
-from ops import passwords
+from ops import audit, passwords
 from ops.core.errors import PoskoError
 from videowall.events import WALL_CHANGED, WallChanged
 from videowall.tiles import Layout, TileError, fit_tiles, parse_layout, parse_tile
@@ -147,12 +149,21 @@ async def put_wall(
             columns=layout.columns,
             tiles=tiles,
         )
+        entry = await audit.write(
+            conn,
+            actor=actor,
+            action="wall.create" if before is None else "wall.layout",
+            target=f"wall:{name}",
+            before=None if before is None else wall_json(before),
+            after=wall_json(after),
+        )
     _announce(bus, after, change="layout", actor=actor)
+    audit.announce(bus, entry, source=SOURCE)
     return before, after
 
 
-async def delete_wall(pool: Pool, bus: Bus, name: str, *, actor: str) -> wall_rows.WallRow:
-    """Remove a wall with its presets and its screens' accounts; return what it was."""
+async def delete_wall(pool: Pool, bus: Bus, name: str, *, actor: str) -> None:
+    """Remove a wall with its presets and its screens' accounts."""
     async with pool.acquire() as conn, conn.transaction():
         wall = await wall_rows.get_wall(conn, name, for_update=True)
         if wall is None:
@@ -160,14 +171,17 @@ async def delete_wall(pool: Pool, bus: Bus, name: str, *, actor: str) -> wall_ro
         for user_id in await wall_rows.screen_users(conn, name):
             await wall_rows.delete_user(conn, user_id)
         await wall_rows.delete_wall(conn, name)
+        entry = await audit.write(
+            conn, actor=actor, action="wall.delete", target=f"wall:{name}", before=wall_json(wall)
+        )
     _announce(bus, wall, change="deleted", actor=actor, deleted=True)
-    return wall
+    audit.announce(bus, entry, source=SOURCE)
 
 
 async def push_tile(
     pool: Pool, bus: Bus, name: str, index: int, tile: Any, *, actor: str
-) -> tuple[dict[str, Any], wall_rows.WallRow]:
-    """Put a tile at ``index``; return the tile it replaced and the wall after."""
+) -> wall_rows.WallRow:
+    """Put a tile at ``index``; return the wall after."""
     try:
         checked = parse_tile(tile)
     except TileError as exc:
@@ -187,10 +201,19 @@ async def push_tile(
         after = await wall_rows.set_layout(
             conn, name, rows=wall.rows, columns=wall.columns, tiles=tiles
         )
-    if after is None:  # pragma: no cover - the row was locked above
-        raise WallNotFound(name)
+        if after is None:  # pragma: no cover - the row was locked above
+            raise WallNotFound(name)
+        entry = await audit.write(
+            conn,
+            actor=actor,
+            action="wall.tile",
+            target=f"wall:{name}",
+            before={"index": index, "tile": replaced},
+            after={"index": index, "tile": after.tiles[index]},
+        )
     _announce(bus, after, change="tile", actor=actor, index=index)
-    return replaced, after
+    audit.announce(bus, entry, source=SOURCE)
+    return after
 
 
 # -- presets ------------------------------------------------------------------------------------
@@ -205,7 +228,7 @@ async def list_presets(pool: Pool, name: str) -> list[wall_rows.PresetRow]:
 
 
 async def save_preset(
-    pool: Pool, name: str, preset: str, *, actor: str
+    pool: Pool, bus: Bus, name: str, preset: str, *, actor: str
 ) -> tuple[wall_rows.PresetRow | None, wall_rows.PresetRow]:
     """Save the wall's current layout under ``preset``; return the preset before and after."""
     async with pool.acquire() as conn, conn.transaction():
@@ -222,11 +245,20 @@ async def save_preset(
             tiles=fit_tiles(wall.tiles, wall.rows * wall.columns),
             created_by=actor,
         )
+        entry = await audit.write(
+            conn,
+            actor=actor,
+            action="wall.preset_save",
+            target=f"wall:{name}/preset:{preset}",
+            before=None if before is None else preset_json(before),
+            after=preset_json(after),
+        )
+    audit.announce(bus, entry, source=SOURCE)
     return before, after
 
 
-async def delete_preset(pool: Pool, name: str, preset: str) -> wall_rows.PresetRow:
-    """Remove a preset; return what it was."""
+async def delete_preset(pool: Pool, bus: Bus, name: str, preset: str, *, actor: str) -> None:
+    """Remove a preset."""
     async with pool.acquire() as conn, conn.transaction():
         if await wall_rows.get_wall(conn, name) is None:
             raise WallNotFound(name)
@@ -234,13 +266,20 @@ async def delete_preset(pool: Pool, name: str, preset: str) -> wall_rows.PresetR
         if row is None:
             raise PresetNotFound(name, preset)
         await wall_rows.delete_preset(conn, name, preset)
-    return row
+        entry = await audit.write(
+            conn,
+            actor=actor,
+            action="wall.preset_delete",
+            target=f"wall:{name}/preset:{preset}",
+            before=preset_json(row),
+        )
+    audit.announce(bus, entry, source=SOURCE)
 
 
 async def recall_preset(
     pool: Pool, bus: Bus, name: str, preset: str, *, actor: str
-) -> tuple[wall_rows.WallRow, wall_rows.WallRow]:
-    """Put a saved layout back on the wall; return the wall before and after."""
+) -> wall_rows.WallRow:
+    """Put a saved layout back on the wall; return the wall after."""
     async with pool.acquire() as conn, conn.transaction():
         before = await wall_rows.get_wall(conn, name, for_update=True)
         if before is None:
@@ -251,10 +290,19 @@ async def recall_preset(
         after = await wall_rows.set_layout(
             conn, name, rows=row.rows, columns=row.columns, tiles=row.tiles
         )
-    if after is None:  # pragma: no cover - the row was locked above
-        raise WallNotFound(name)
+        if after is None:  # pragma: no cover - the row was locked above
+            raise WallNotFound(name)
+        entry = await audit.write(
+            conn,
+            actor=actor,
+            action="wall.preset_recall",
+            target=f"wall:{name}/preset:{preset}",
+            before=wall_json(before),
+            after=wall_json(after),
+        )
     _announce(bus, after, change="recall", actor=actor, preset=preset)
-    return before, after
+    audit.announce(bus, entry, source=SOURCE)
+    return after
 
 
 # -- screens ------------------------------------------------------------------------------------
@@ -274,7 +322,7 @@ async def list_screens(pool: Pool, name: str) -> list[wall_rows.ScreenRow]:
 
 
 async def add_screen(
-    pool: Pool, name: str, screen: str, *, actor: str
+    pool: Pool, bus: Bus, name: str, screen: str, *, actor: str
 ) -> tuple[wall_rows.ScreenRow, str]:
     """Pair a new screen: a viewer account of its own and a token shown only now."""
     token = secrets.token_urlsafe(32)
@@ -303,10 +351,20 @@ async def add_screen(
             token_hash=_hash(token),
             created_by=actor,
         )
+        entry = await audit.write(
+            conn,
+            actor=actor,
+            action="wall.screen_add",
+            target=f"wall:{name}/screen:{screen}",
+            after=screen_json(row),
+        )
+    audit.announce(bus, entry, source=SOURCE)
     return row, token
 
 
-async def delete_screen(pool: Pool, name: str, screen: str) -> wall_rows.ScreenRow:
+async def delete_screen(
+    pool: Pool, bus: Bus, name: str, screen: str, *, actor: str
+) -> wall_rows.ScreenRow:
     """Unpair a screen: its account and sessions go; return what it was."""
     async with pool.acquire() as conn, conn.transaction():
         if await wall_rows.get_wall(conn, name) is None:
@@ -315,11 +373,19 @@ async def delete_screen(pool: Pool, name: str, screen: str) -> wall_rows.ScreenR
         if row is None:
             raise ScreenNotFound(name, screen)
         await wall_rows.delete_user(conn, row.user_id)
+        entry = await audit.write(
+            conn,
+            actor=actor,
+            action="wall.screen_delete",
+            target=f"wall:{name}/screen:{screen}",
+            before=screen_json(row),
+        )
+    audit.announce(bus, entry, source=SOURCE)
     return row
 
 
 async def open_screen_session(
-    pool: Pool, name: str, screen: str, token: str, session_hash: bytes
+    pool: Pool, bus: Bus, name: str, screen: str, *, token: str, session_hash: bytes, remote: str
 ) -> tuple[wall_rows.ScreenRow, dt.datetime] | None:
     """Check a screen's token and store a session for its account; None for a wrong token."""
     expires_at = dt.datetime.now(dt.UTC) + SCREEN_SESSION
@@ -330,6 +396,14 @@ async def open_screen_session(
         await session_rows.create_session(
             conn, token_hash=session_hash, user_id=row.user_id, expires_at=expires_at
         )
+        entry = await audit.write(
+            conn,
+            actor=screen_username(name, screen),
+            action="wall.screen_session",
+            target=f"wall:{name}/screen:{screen}",
+            detail={"remote": remote},
+        )
+    audit.announce(bus, entry, source=SOURCE)
     return row, expires_at
 
 
@@ -346,6 +420,31 @@ def wall_json(wall: wall_rows.WallRow) -> dict[str, Any]:
         "tiles": fit_tiles(wall.tiles, wall.rows * wall.columns),
         "version": wall.version,
         "updated_at": wall.updated_at.isoformat(),
+    }
+
+
+def preset_json(preset: wall_rows.PresetRow) -> dict[str, Any]:
+    """A preset as the API shows it."""
+    return {
+        "wall": preset.wall,
+        "name": preset.name,
+        "rows": preset.rows,
+        "columns": preset.columns,
+        "tiles": preset.tiles,
+        "created_by": preset.created_by,
+        "created_at": preset.created_at.isoformat(),
+    }
+
+
+def screen_json(screen: wall_rows.ScreenRow) -> dict[str, Any]:
+    """A paired screen as the API shows it (never its token)."""
+    return {
+        "wall": screen.wall,
+        "screen": screen.screen,
+        "device_id": screen_username(screen.wall, screen.screen),
+        "created_by": screen.created_by,
+        "created_at": screen.created_at.isoformat(),
+        "last_used_at": None if screen.last_used_at is None else screen.last_used_at.isoformat(),
     }
 
 

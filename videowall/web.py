@@ -145,14 +145,6 @@ async def put_wall(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     with _mapped():
         before, after = await service.put_wall(hub.pool, hub.bus, name, layout, actor=user.username)
-    await auditing.record(
-        request,
-        actor=user.username,
-        action="wall.create" if before is None else "wall.layout",
-        target=f"wall:{name}",
-        before=None if before is None else service.wall_json(before),
-        after=service.wall_json(after),
-    )
     return web.json_response(service.wall_json(after), status=201 if before is None else 200)
 
 
@@ -163,14 +155,7 @@ async def delete_wall(request: web.Request) -> web.Response:
     user = current_user(request)
     hub = request.app[HUB_KEY]
     with _mapped():
-        wall = await service.delete_wall(hub.pool, hub.bus, name, actor=user.username)
-    await auditing.record(
-        request,
-        actor=user.username,
-        action="wall.delete",
-        target=f"wall:{name}",
-        before=service.wall_json(wall),
-    )
+        await service.delete_wall(hub.pool, hub.bus, name, actor=user.username)
     return web.Response(status=204)
 
 
@@ -183,17 +168,9 @@ async def put_tile(request: web.Request) -> web.Response:
     user = current_user(request)
     hub = request.app[HUB_KEY]
     with _mapped():
-        replaced, after = await service.push_tile(
+        after = await service.push_tile(
             hub.pool, hub.bus, name, index, body.root, actor=user.username
         )
-    await auditing.record(
-        request,
-        actor=user.username,
-        action="wall.tile",
-        target=f"wall:{name}",
-        before={"index": index, "tile": replaced},
-        after={"index": index, "tile": after.tiles[index]},
-    )
     return web.json_response(service.wall_json(after))
 
 
@@ -206,7 +183,7 @@ async def list_presets(request: web.Request) -> web.Response:
     name = _wall_name(request)
     with _mapped():
         presets = await service.list_presets(request.app[HUB_KEY].pool, name)
-    return web.json_response({"presets": [_preset_json(preset) for preset in presets]})
+    return web.json_response({"presets": [service.preset_json(preset) for preset in presets]})
 
 
 @routes.post("/api/v1/walls/{name}/presets")
@@ -216,18 +193,11 @@ async def save_preset(request: web.Request) -> web.Response:
     body = await read_json(request, PresetRequest)
     user = current_user(request)
     with _mapped():
+        hub = request.app[HUB_KEY]
         before, after = await service.save_preset(
-            request.app[HUB_KEY].pool, name, body.name, actor=user.username
+            hub.pool, hub.bus, name, body.name, actor=user.username
         )
-    await auditing.record(
-        request,
-        actor=user.username,
-        action="wall.preset_save",
-        target=f"wall:{name}/preset:{body.name}",
-        before=None if before is None else _preset_json(before),
-        after=_preset_json(after),
-    )
-    return web.json_response(_preset_json(after), status=201 if before is None else 200)
+    return web.json_response(service.preset_json(after), status=201 if before is None else 200)
 
 
 @routes.delete("/api/v1/walls/{name}/presets/{preset}")
@@ -237,14 +207,8 @@ async def delete_preset(request: web.Request) -> web.Response:
     preset = _preset_name(request)
     user = current_user(request)
     with _mapped():
-        row = await service.delete_preset(request.app[HUB_KEY].pool, name, preset)
-    await auditing.record(
-        request,
-        actor=user.username,
-        action="wall.preset_delete",
-        target=f"wall:{name}/preset:{preset}",
-        before=_preset_json(row),
-    )
+        hub = request.app[HUB_KEY]
+        await service.delete_preset(hub.pool, hub.bus, name, preset, actor=user.username)
     return web.Response(status=204)
 
 
@@ -256,17 +220,7 @@ async def recall_preset(request: web.Request) -> web.Response:
     user = current_user(request)
     hub = request.app[HUB_KEY]
     with _mapped():
-        before, after = await service.recall_preset(
-            hub.pool, hub.bus, name, preset, actor=user.username
-        )
-    await auditing.record(
-        request,
-        actor=user.username,
-        action="wall.preset_recall",
-        target=f"wall:{name}/preset:{preset}",
-        before=service.wall_json(before),
-        after=service.wall_json(after),
-    )
+        after = await service.recall_preset(hub.pool, hub.bus, name, preset, actor=user.username)
     return web.json_response(service.wall_json(after))
 
 
@@ -279,7 +233,7 @@ async def list_screens(request: web.Request) -> web.Response:
     name = _wall_name(request)
     with _mapped():
         screens = await service.list_screens(request.app[HUB_KEY].pool, name)
-    return web.json_response({"screens": [_screen_json(screen) for screen in screens]})
+    return web.json_response({"screens": [service.screen_json(screen) for screen in screens]})
 
 
 @routes.post("/api/v1/walls/{name}/screens")
@@ -289,19 +243,13 @@ async def add_screen(request: web.Request) -> web.Response:
     body = await read_json(request, ScreenRequest)
     user = current_user(request)
     with _mapped():
+        hub = request.app[HUB_KEY]
         row, token = await service.add_screen(
-            request.app[HUB_KEY].pool, name, body.screen, actor=user.username
+            hub.pool, hub.bus, name, body.screen, actor=user.username
         )
-    await auditing.record(
-        request,
-        actor=user.username,
-        action="wall.screen_add",
-        target=f"wall:{name}/screen:{body.screen}",
-        after=_screen_json(row),
-    )
     return web.json_response(
         {
-            **_screen_json(row),
+            **service.screen_json(row),
             "token": token,
             "pair_path": f"/wall/{name}?screen={body.screen}#pair={token}",
         },
@@ -316,15 +264,9 @@ async def delete_screen(request: web.Request) -> web.Response:
     screen = _screen_name(request)
     user = current_user(request)
     with _mapped():
-        row = await service.delete_screen(request.app[HUB_KEY].pool, name, screen)
+        hub = request.app[HUB_KEY]
+        row = await service.delete_screen(hub.pool, hub.bus, name, screen, actor=user.username)
     await request.app[live.LIVE_CLIENTS_KEY].close_user(row.user_id, "screen unpaired")
-    await auditing.record(
-        request,
-        actor=user.username,
-        action="wall.screen_delete",
-        target=f"wall:{name}/screen:{screen}",
-        before=_screen_json(row),
-    )
     return web.Response(status=204)
 
 
@@ -335,8 +277,15 @@ async def pair_screen(request: web.Request) -> web.Response:
     screen = _screen_name(request)
     body = await read_json(request, PairRequest)
     session = new_token()
+    hub = request.app[HUB_KEY]
     opened = await service.open_screen_session(
-        request.app[HUB_KEY].pool, name, screen, body.token, hash_token(session)
+        hub.pool,
+        hub.bus,
+        name,
+        screen,
+        token=body.token,
+        session_hash=hash_token(session),
+        remote=request.remote or "unknown",
     )
     if opened is None:
         _LOGGER.warning("wrong pairing token for screen %s of wall %s", screen, name)
@@ -350,13 +299,6 @@ async def pair_screen(request: web.Request) -> web.Response:
         raise ApiError(401, "invalid_credentials", "this screen token is not valid for this wall")
     row, expires_at = opened
     username = service.screen_username(name, screen)
-    await auditing.record(
-        request,
-        actor=username,
-        action="wall.screen_session",
-        target=f"wall:{name}/screen:{screen}",
-        detail={"remote": request.remote or "unknown"},
-    )
     response = web.json_response(
         {
             "user": {
@@ -593,29 +535,6 @@ def _tile_index(request: web.Request) -> int:
     if not raw.isdigit() or len(raw) > MAX_INDEX_DIGITS:
         raise ApiError(404, "tile_not_found", f"there is no tile {raw[:20]!r}", "index")
     return int(raw)
-
-
-def _preset_json(preset: Any) -> dict[str, Any]:
-    return {
-        "wall": preset.wall,
-        "name": preset.name,
-        "rows": preset.rows,
-        "columns": preset.columns,
-        "tiles": preset.tiles,
-        "created_by": preset.created_by,
-        "created_at": preset.created_at.isoformat(),
-    }
-
-
-def _screen_json(screen: Any) -> dict[str, Any]:
-    return {
-        "wall": screen.wall,
-        "screen": screen.screen,
-        "device_id": service.screen_username(screen.wall, screen.screen),
-        "created_by": screen.created_by,
-        "created_at": screen.created_at.isoformat(),
-        "last_used_at": None if screen.last_used_at is None else screen.last_used_at.isoformat(),
-    }
 
 
 def _zone_abbreviation(zone: str) -> str:
