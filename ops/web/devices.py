@@ -23,10 +23,10 @@ from ops.devicehealth import service_of
 from ops.devicehealth.service import (
     AlarmCleared,
     CommandRefused,
+    DeviceExists,
     DeviceHealthService,
     DeviceNotFound,
 )
-from ops.web.auditing import record
 from ops.web.encode import to_jsonable
 from ops.web.errors import ApiError, read_json, validation_error
 from ops.web.keys import HUB_KEY
@@ -178,25 +178,14 @@ async def register_device(request: web.Request) -> web.Response:
     """Register a device by hand (it may already report: the registration then wins)."""
     body = await read_json(request, DeviceCreate)
     user = current_user(request)
-    async with request.app[HUB_KEY].pool.acquire() as conn:
-        existing = await device_rows.get_device(conn, body.id)
-        if existing is not None and existing.configured:
-            raise ApiError(409, "device_exists", f"device {body.id} is registered already", "id")
-        fields = body.model_dump(exclude={"id"})
-        if existing is None:
-            row = await device_rows.insert_device(conn, device_id=body.id, **fields)
-        else:  # first seen through its reports: adopt it
-            row = await device_rows.update_device(conn, body.id, fields)
-    if row is None:
-        raise ApiError(409, "device_exists", f"device {body.id} is registered already", "id")
-    _service(request).registered(row)
-    await record(
-        request,
-        actor=user.username,
-        action="device.register",
-        target=f"device:{row.id}",
-        after=body.model_dump(),
-    )
+    try:
+        row = await _service(request).actions.register(
+            body.id, body.model_dump(exclude={"id"}), actor=user.username
+        )
+    except DeviceExists:
+        raise ApiError(
+            409, "device_exists", f"device {body.id} is registered already", "id"
+        ) from None
     return web.json_response(_device(_service(request), row), status=201)
 
 
@@ -243,20 +232,10 @@ async def update_device(request: web.Request) -> web.Response:
     body = await read_json(request, DeviceUpdate)
     user = current_user(request)
     changes = body.model_dump(exclude_unset=True)
-    async with request.app[HUB_KEY].pool.acquire() as conn:
-        before = await device_rows.get_device(conn, device_id)
-        row = await device_rows.update_device(conn, device_id, changes)
-    if row is None or before is None:
-        raise ApiError(404, "not_found", f"no device {device_id}")
-    _service(request).registered(row)
-    await record(
-        request,
-        actor=user.username,
-        action="device.update",
-        target=f"device:{device_id}",
-        before={key: to_jsonable(getattr(before, key)) for key in changes},
-        after=changes,
-    )
+    try:
+        row = await _service(request).actions.update(device_id, changes, actor=user.username)
+    except DeviceNotFound:
+        raise ApiError(404, "not_found", f"no device {device_id}") from None
     return web.json_response(_device(_service(request), row))
 
 
@@ -326,14 +305,6 @@ async def send_command(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", f"no device {device_id}") from None
     except CommandRefused as exc:
         raise ApiError(409, "command_not_accepted", str(exc), "command") from None
-    await record(
-        request,
-        actor=user.username,
-        action="device.command",
-        target=f"device:{device_id}",
-        after={"command": body.command, "args": body.args},
-        detail={"request_id": reply.request_id, "ok": reply.ok, "error": reply.error},
-    )
     answer = {
         "request_id": reply.request_id,
         "device_id": device_id,
@@ -380,9 +351,6 @@ async def acknowledge_alarm(request: web.Request) -> web.Response:
         ) from None
     if row is None:
         raise ApiError(404, "not_found", f"no alarm {alarm_id}")
-    await record(
-        request, actor=user.username, action="alarm.acknowledge", target=f"alarm:{alarm_id}"
-    )
     return web.json_response(alarm_json(row))
 
 
@@ -398,7 +366,6 @@ async def clear_alarm(request: web.Request) -> web.Response:
         if known is None:
             raise ApiError(404, "not_found", f"no alarm {alarm_id}")
         raise ApiError(409, "already_cleared", f"alarm {alarm_id} is cleared already")
-    await record(request, actor=user.username, action="alarm.clear", target=f"alarm:{alarm_id}")
     return web.json_response(alarm_json(row))
 
 

@@ -190,7 +190,7 @@ async def test_the_health_loops_are_supervised_adapters(
         assert set(names) <= set(hub.supervisor.names)
         await until(lambda: all(state(hub, f"adapter:{name}") == "online" for name in names))
 
-        real = parts.service._commit
+        real = parts.service.persister._commit
         crashed: list[bool] = []
 
         async def crash_once(*args: Any, **kwargs: Any) -> Any:
@@ -199,7 +199,7 @@ async def test_the_health_loops_are_supervised_adapters(
                 raise RuntimeError("a bug in the persister")
             return await real(*args, **kwargs)
 
-        monkeypatch.setattr(parts.service, "_commit", crash_once)
+        monkeypatch.setattr(parts.service.persister, "_commit", crash_once)
         device = simulated(hub, interval=None)
         await device.start()
         await until(lambda: hub.supervisor.status["devicehealth-persister"].restarts >= 1)
