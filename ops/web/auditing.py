@@ -17,6 +17,8 @@ from ops.web.encode import to_jsonable
 from ops.web.errors import validation_error
 from ops.web.keys import HUB_KEY
 
+#: The bus source of the audit entries the web writes.
+SOURCE = "web"
 DEFAULT_PAGE = 100
 MAX_PAGE = 500
 
@@ -35,6 +37,9 @@ async def record(
 ) -> int:
     """Append an entry on its own and announce it on the bus; return its id.
 
+    Only for entries that record no change of their own (a refused sign-in); a change writes its
+    entry in its own transaction with :func:`ops.audit.write`.
+
     The bus copy leaves ``detail`` out (it may hold client addresses): every live client,
     whatever its role, sees that topic.
     """
@@ -52,7 +57,7 @@ async def record(
     hub.bus.publish(
         AUDIT_RECORDED,
         AuditRecorded(actor=actor, action=action, target=target),
-        source="web",
+        source=SOURCE,
         key=str(entry_id),
     )
     return entry_id

@@ -84,15 +84,11 @@ async def login(request: web.Request) -> web.Response:
         raise ApiError(401, "invalid_credentials", "wrong username or password")
 
     previous = session_token(request)
-    if previous is not None:
-        await close_session(request, hash_token(previous))
-    token, expires_at = await open_session(request, user.id)
-    await record(
+    token, expires_at = await open_session(
         request,
-        actor=user.username,
-        action="auth.login",
-        target=f"user:{user.username}",
-        detail={"remote": remote},
+        user.id,
+        user.username,
+        replaces=None if previous is None else hash_token(previous),
     )
     _LOGGER.info("%s signed in from %s", user.username, remote)
     response = web.json_response(
@@ -109,15 +105,8 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """End the caller's session and drop its cookie."""
     user = current_user(request)
-    await close_session(request, user.token_hash)
+    await close_session(request, user)
     await request.app[LIVE_CLIENTS_KEY].close_session(user.token_hash, "signed out")
-    await record(
-        request,
-        actor=user.username,
-        action="auth.logout",
-        target=f"user:{user.username}",
-        detail={"remote": request.remote or "unknown"},
-    )
     response = web.Response(status=204)
     clear_session_cookie(response, request)
     return response

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from db import cases as case_rows
 from db import categories
+from ops import audit
 from ops.cases import service
 from ops.cases.errors import CaseNotFound, InvalidReport, InvalidTransition, LinkRefused
 from ops.cases.intake import IncomingReport, open_case
@@ -32,7 +33,7 @@ from ops.cases.model import (
     STATUSES,
     CaseText,
 )
-from ops.web.auditing import record
+from ops.web import auditing
 from ops.web.errors import ApiError, read_json, validation_error
 from ops.web.keys import HUB_KEY
 from ops.web.sessions import current_user
@@ -386,14 +387,15 @@ async def put_category(request: web.Request) -> web.Response:
             default_priority=body.default_priority,
             active=body.active,
         )
-    await record(
-        request,
-        actor=current_user(request).username,
-        action="case_category.put",
-        target=f"case_category:{row.code}",
-        before=None if before is None else category_json(before),
-        after=category_json(row),
-    )
+        entry = await audit.write(
+            conn,
+            actor=current_user(request).username,
+            action="case_category.put",
+            target=f"case_category:{row.code}",
+            before=None if before is None else category_json(before),
+            after=category_json(row),
+        )
+    audit.announce(request.app[HUB_KEY].bus, entry, source=auditing.SOURCE)
     return web.json_response(category_json(row), status=200 if before else 201)
 
 
@@ -433,13 +435,14 @@ async def put_rule(request: web.Request) -> web.Response:
             agency=body.agency,
             sla=body.sla_minutes.model_dump(),
         )
-    await record(
-        request,
-        actor=current_user(request).username,
-        action="routing_rule.put",
-        target=f"routing_rule:{row.category}/{row.region}",
-        after=rule_json(row),
-    )
+        entry = await audit.write(
+            conn,
+            actor=current_user(request).username,
+            action="routing_rule.put",
+            target=f"routing_rule:{row.category}/{row.region}",
+            after=rule_json(row),
+        )
+    audit.announce(request.app[HUB_KEY].bus, entry, source=auditing.SOURCE)
     return web.json_response(rule_json(row))
 
 

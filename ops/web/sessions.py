@@ -1,7 +1,8 @@
 """Browser sessions: a random cookie token of which only the SHA-256 is stored.
 
 A leaked ``sessions`` table therefore opens no session. A session lasts ``web.session_hours`` from
-login (about one shift) and is not extended by use, so a forgotten console logs itself out.
+login (about one shift) and is not extended by use, so a forgotten console logs itself out. Signing
+in and out is audited in the transaction that opens or ends the session.
 """
 
 from __future__ import annotations
@@ -11,12 +12,18 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from db import sessions as session_rows
+from ops import audit
 from ops.users import Role
+from ops.web import auditing
 from ops.web.keys import HUB_KEY
+
+if TYPE_CHECKING:
+    from db.pool import Connection
 
 COOKIE_NAME = "posko_session"
 #: ``last_seen_at`` is refreshed at most this often, so reads do not each cost a write.
@@ -48,26 +55,36 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode("ascii")).digest()
 
 
-async def open_session(request: web.Request, user_id: int) -> tuple[str, dt.datetime]:
-    """Store a new session for ``user_id``; return its token and when it expires.
+async def open_session(
+    request: web.Request, user_id: int, username: str, *, replaces: bytes | None = None
+) -> tuple[str, dt.datetime]:
+    """Store a new session for a user who signed in; return its token and when it expires.
 
+    The session it ``replaces`` (the browser's previous one) ends in the same transaction.
     Expired sessions are swept here too: logins are rare enough, and no timer is needed.
     """
     hub = request.app[HUB_KEY]
     token = new_token()
     expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hub.config.web.session_hours)
-    async with hub.pool.acquire() as conn:
+    async with hub.pool.acquire() as conn, conn.transaction():
+        if replaces is not None:
+            await session_rows.delete_session(conn, replaces)
         await session_rows.create_session(
             conn, token_hash=hash_token(token), user_id=user_id, expires_at=expires_at
         )
         await session_rows.purge_expired_sessions(conn)
+        entry = await _audit(conn, request, username, "auth.login")
+    audit.announce(hub.bus, entry, source=auditing.SOURCE)
     return token, expires_at
 
 
-async def close_session(request: web.Request, token_hash: bytes) -> None:
-    """Forget a session, so its cookie opens nothing any more."""
-    async with request.app[HUB_KEY].pool.acquire() as conn:
-        await session_rows.delete_session(conn, token_hash)
+async def close_session(request: web.Request, user: SessionUser) -> None:
+    """End a user's session on sign-out, so its cookie opens nothing any more."""
+    hub = request.app[HUB_KEY]
+    async with hub.pool.acquire() as conn, conn.transaction():
+        await session_rows.delete_session(conn, user.token_hash)
+        entry = await _audit(conn, request, user.username, "auth.logout")
+    audit.announce(hub.bus, entry, source=auditing.SOURCE)
 
 
 async def resolve_session(request: web.Request) -> SessionUser | None:
@@ -130,3 +147,13 @@ def current_user(request: web.Request) -> SessionUser:
         return request[USER_KEY]
     except KeyError:
         raise RuntimeError("current_user() on a route that is public or was not checked") from None
+
+
+async def _audit(conn: Connection, request: web.Request, username: str, action: str) -> audit.Entry:
+    return await audit.write(
+        conn,
+        actor=username,
+        action=action,
+        target=f"user:{username}",
+        detail={"remote": request.remote or "unknown"},
+    )

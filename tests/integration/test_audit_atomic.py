@@ -1,4 +1,4 @@
-"""Each audited change of walls and devices commits in one transaction with its audit entry.
+"""Each audited change (walls, devices, signing in, the catalogue) commits with its audit entry.
 
 Proved two ways against the real database: a change leaves exactly one entry, written by the
 transaction that wrote the change (the rows share their ``xmin``); and a change whose audit insert
@@ -7,6 +7,7 @@ fails (a trigger refuses one actor's entries) is rolled back whole and announces
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +21,8 @@ from ops.core.bus import Subscription
 from ops.core.events import AUDIT_RECORDED, DEVICE_COMMAND_REQUESTED, Topic
 from ops.devicehealth import service_of
 from ops.devicehealth.events import DEVICE_ALARM
-from tests.fixtures.hub import unique_name
+from ops.users import Role
+from tests.fixtures.hub import LoginAs, unique_name
 from videowall import service as walls
 from videowall.events import WALL_CHANGED
 from videowall.tiles import Layout
@@ -282,3 +284,38 @@ async def test_a_device_action_whose_audit_entry_fails_is_rolled_back(
     assert [e["actor"] for e in await _entries(hub, f"device:{device_id}")] == ["teknisi"]
     assert await _entries(hub, f"device:{refused_id}") == []
     assert await _entries(hub, f"alarm:{alarm.id}") == []
+
+
+async def test_sign_in_and_a_catalogue_change_commit_with_their_audit_entries(
+    hub: Hub, login_as: LoginAs
+) -> None:
+    supervisor = await login_as(Role.SUPERVISOR)
+    user = supervisor.user
+    assert user is not None
+    username = user.username
+    [_added, signed_in] = await _entries(hub, f"user:{username}")
+    assert (signed_in["actor"], signed_in["action"]) == (username, "auth.login")
+    assert signed_in["tx"] == await _xmin(
+        hub, "SELECT xmin::text FROM sessions WHERE user_id = $1", user.id
+    )
+
+    code = f"flood_{secrets.token_hex(3)}"
+    body = {"label_id": "Banjir", "label_en": "Flood", "default_priority": "high"}
+    async with supervisor.request("PUT", f"/api/v1/case-categories/{code}", json=body) as response:
+        assert response.status == 201
+    [put] = await _entries(hub, f"case_category:{code}")
+    assert (put["actor"], put["action"]) == (username, "case_category.put")
+    assert put["tx"] == await _xmin(
+        hub, "SELECT xmin::text FROM case_categories WHERE code = $1", code
+    )
+
+    async with supervisor.post("/api/v1/auth/logout") as response:
+        assert response.status == 204
+    async with hub.pool.acquire() as conn:
+        sessions = await conn.fetchval("SELECT count(*) FROM sessions WHERE user_id = $1", user.id)
+    assert sessions == 0
+    assert [e["action"] for e in await _entries(hub, f"user:{username}")] == [
+        "user.add",
+        "auth.login",
+        "auth.logout",
+    ]
