@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from db.pool import Connection
 
 Role = Literal["operator", "supervisor", "technician", "viewer"]
-ROLES: tuple[Role, ...] = ("operator", "supervisor", "technician", "viewer")
 
 _COLUMNS = "id, username, display_name, role, active, created_at, updated_at, password_hash"
 

@@ -116,19 +116,6 @@ class FollowTile(_Tile):
     cameras: int = Field(default=1, ge=1, le=4)
 
 
-Tile = (
-    EmptyTile
-    | CameraTile
-    | MapTile
-    | CaseTile
-    | QueueTile
-    | AlertsTile
-    | UnitsTile
-    | DevicesTile
-    | KpisTile
-    | FollowTile
-)
-
 TILE_KINDS: dict[str, type[_Tile]] = {
     "empty": EmptyTile,
     "camera": CameraTile,

@@ -19,7 +19,6 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,8 +27,6 @@ import aiomqtt
 _LOGGER = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
-
-FigureSource = Callable[[], dict[str, Any]]
 
 
 def default_figures() -> dict[str, Any]:

@@ -20,7 +20,6 @@ class Routing:
     agency: str | None
     sla_due_at: datetime
     sla_minutes: int
-    rule_region: str | None
 
 
 def sla_due(created_at: datetime, rule: categories.RuleRow | None, priority: str) -> datetime:
@@ -36,7 +35,6 @@ def from_rule(rule: categories.RuleRow | None, priority: str, created_at: dateti
         agency=rule.agency if rule else None,
         sla_due_at=created_at + timedelta(minutes=minutes),
         sla_minutes=minutes,
-        rule_region=None if rule is None else rule.region or None,
     )
 
 

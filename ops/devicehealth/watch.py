@@ -89,8 +89,6 @@ class MqttWatch:
         self.bus = bus
         self.hub_id = link.hub_id
         self.peers: set[str] = set()
-        self.peer_statuses = 0
-        self.presses_heard = 0
         self.dropped = 0
         self._known = known
         self._register_unknown = register_unknown
@@ -128,7 +126,6 @@ class MqttWatch:
                 self._drop("too_many_peers", f"hub {hub_id}")
                 return
             self.peers.add(hub_id)
-        self.peer_statuses += 1
         device_id = hub_device_id(hub_id)
         self.bus.publish(
             DEVICE_REPORTED,
@@ -151,7 +148,6 @@ class MqttWatch:
         if last is None and len(self._heard_at) >= MAX_HEARD:
             self._heard_at.clear()  # only a throttle: forgetting costs one extra report each
         self._heard_at[device_id] = now
-        self.presses_heard += 1
         self.bus.publish(
             DEVICE_REPORTED,
             DeviceReported(device_id, PANIC_KIND),

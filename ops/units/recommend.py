@@ -73,7 +73,6 @@ class Ranked:
     distance_km: float | None
     score: float
     stale: bool
-    position_age_s: float | None
     reasons: tuple[str, ...]
 
 
@@ -119,16 +118,14 @@ def rank(
             reasons.append(f"position {_age(age)} old: stale (+{STALE_PENALTY_KM:g} km)")
         elif age is not None:
             reasons.append(f"position {_age(max(age, 0.0))} old")
-        ranked_unit = Ranked(0, unit, distance_km, score, stale, age, tuple(reasons))
+        ranked_unit = Ranked(0, unit, distance_km, score, stale, tuple(reasons))
         scored.append((score, unit.id, ranked_unit))
     scored.sort(key=lambda item: (item[0], item[1]))
     ranked = [item[2] for item in scored]
     for unit in unplaced:
         reasons = ["no known position: distance unknown"]
         score = _kind_penalty(unit, need, reasons) + _skill_penalty(unit, need, reasons)
-        ranked.append(
-            Ranked(0, unit, None, score, stale=True, position_age_s=None, reasons=tuple(reasons))
-        )
+        ranked.append(Ranked(0, unit, None, score, stale=True, reasons=tuple(reasons)))
     return [_numbered(item, index) for index, item in enumerate(ranked, start=1)]
 
 
