@@ -25,7 +25,7 @@ import asyncio
 import functools
 import logging
 import math
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -34,6 +34,7 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ops.core.errors import AdapterAuthError, AdapterConfigError, AdapterNotReady
+from ops.core.mqtt import MessageHandler, MqttMessage
 
 if TYPE_CHECKING:
     from ops.core.adapter import AdapterContext
@@ -61,19 +62,6 @@ _REFUSED_CREDENTIALS = frozenset({4, 5, 0x86, 0x87, 0x8A, 0x8C})  # bad user/pas
 # authorised, banned, bad authentication method
 _REFUSED_CONFIG = frozenset({1, 2, 0x84, 0x85})  # protocol version, client identifier
 _SUBACK_FAILURE = 0x80
-
-
-@dataclass(frozen=True, slots=True)
-class MqttMessage:
-    """One message received from the broker."""
-
-    topic: str
-    payload: bytes
-    qos: int = 0
-    retain: bool = False
-
-
-MessageHandler = Callable[[MqttMessage], Awaitable[None] | None]
 
 
 class MqttNotConnected(AdapterNotReady):
