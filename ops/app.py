@@ -1,9 +1,9 @@
 """The composition root: the only module that imports every package and wires them together.
 
 ``Hub`` is usable headless (``async with Hub(cfg) as hub``), which the tests and benches rely on;
-``posko up`` wraps it in the web server, and ``posko up --demo`` adds ``ops.demo.DemoRoom`` on
-top of it. Start order is database server, broker, pool, adapters,
-readiness; shutdown is the exact reverse, each step bounded, so nothing outlives what it uses.
+``posko up`` wraps it in the web server (and with ``--demo`` enters ``ops.demo.DemoRoom`` on it).
+Start order is database server, broker, pool, MQTT link, the domains' setups, readiness; shutdown
+is the exact reverse, each step bounded, so nothing outlives what it uses.
 """
 
 from __future__ import annotations
