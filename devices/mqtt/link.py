@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from ops.core.adapter import AdapterContext
     from ops.core.config import MqttConfig
 
+# MqttMessage and MessageHandler live in ops.core (what every part may import) and are re-exported.
+__all__ = ["MessageHandler", "MqttLink", "MqttMessage", "MqttNotConnected", "topic_matches"]
+
 _LOGGER = logging.getLogger(__name__)
 _PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
 
