@@ -1,8 +1,9 @@
 """The composition root: the only module that imports every package and wires them together.
 
 ``Hub`` is usable headless (``async with Hub(cfg) as hub``), which the tests and benches rely on;
-``posko up`` wraps it in the web server. Start order is database server, broker, pool, adapters,
-readiness; shutdown is the exact reverse, each step bounded, so nothing outlives what it uses.
+``posko up`` wraps it in the web server (and with ``--demo`` enters ``ops.demo.DemoRoom`` on it).
+Start order is database server, broker, pool, MQTT link, the domains' setups, readiness; shutdown
+is the exact reverse, each step bounded, so nothing outlives what it uses.
 """
 
 from __future__ import annotations
@@ -19,19 +20,19 @@ import asyncpg
 
 from db.migrate import migrate
 from devices.mqtt.broker import EmbeddedBroker
-from devices.mqtt.field import DEMO_DEVICES, FieldUnit, SimulatedField
 from devices.mqtt.link import MqttLink
-from ops import demo
 from ops.cases.setup import setup as cases_setup
 from ops.core.bus import Bus, Overflow, Subscription
 from ops.core.config import Config
 from ops.core.events import ADAPTER_STATUS, HUB_READINESS, HubReadinessChanged
+from ops.core.hub import DomainSetup
 from ops.core.parts import Parts
 from ops.core.supervisor import RestartPolicy, Supervisor
 from ops.database import connect_pool, database_server
-from ops.demo import room_config as demo_room_config
 from ops.devicehealth.setup import setup as devicehealth_setup
 from ops.dispatch.setup import setup as dispatch_setup
+from ops.intake.setup import setup as intake_setup
+from ops.shifts.setup import setup as shifts_setup
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,16 +40,14 @@ DEFAULT_READINESS_INTERVAL = 2.0
 DEFAULT_DB_CHECK_TIMEOUT = 2.0
 
 
-ServiceSetup = Callable[["Hub"], Awaitable[None]]
-
-
-def domain_services() -> list[ServiceSetup]:
+def domain_services() -> list[DomainSetup]:
     """The operations domains, started in this order after the adapters' bus link is up.
 
-    Each ``setup(hub)`` subscribes to the bus, starts its adapters on ``hub.supervisor`` and
-    registers its teardown with ``hub.on_stop``; add one line here per domain.
+    Each ``setup(hub)`` takes the hub as an ``ops.core.hub.HubContext``, subscribes to the bus,
+    starts its adapters on ``hub.supervisor``, registers its parts in ``hub.parts`` and its
+    teardown with ``hub.on_stop``; add one line here per domain.
     """
-    return [cases_setup, devicehealth_setup, dispatch_setup]
+    return [cases_setup, intake_setup, devicehealth_setup, dispatch_setup, shifts_setup]
 
 
 class Hub:
@@ -60,10 +59,8 @@ class Hub:
         *,
         restart_policy: RestartPolicy | None = None,
         readiness_interval: float = DEFAULT_READINESS_INTERVAL,
-        demo: bool = False,
     ) -> None:
-        self.config = demo_room_config(config) if demo else config
-        self.demo = demo
+        self.config = config
         self.bus = Bus()
         self.supervisor = Supervisor(self.bus, restart_policy)
         self.parts = Parts()
@@ -136,8 +133,6 @@ class Hub:
         self.supervisor.start(self.mqtt)
         for setup in domain_services():
             await setup(self)
-        if self.demo:
-            await self._start_demo()
 
         statuses = self.bus.subscribe(
             ADAPTER_STATUS, maxsize=64, overflow=Overflow.DROP_OLDEST, name="readiness"
@@ -154,28 +149,6 @@ class Hub:
         )
         self._stack.push_async_callback(self._stop_readiness)
         _LOGGER.info("hub %s started", cfg.hub.id)
-
-    async def _start_demo(self) -> None:
-        """Seed the demo room and start the simulated field on this hub's broker."""
-        units = await demo.seed(self.pool, self.bus)
-        password = await demo.demo_account(self.pool)
-        _LOGGER.warning(
-            "demo room ready: sign in as %r with password %s (new at every start); wall: /wall/%s",
-            demo.DEMO_USER,
-            password,
-            demo.DEMO_WALL,
-        )
-        host, port = self.config.mqtt.host_port
-        self.supervisor.start(
-            SimulatedField(
-                host=host,
-                port=port,
-                prefix=self.config.mqtt.prefix,
-                units=[FieldUnit(unit.id, unit.lat, unit.lon) for unit in units],
-                devices=list(DEMO_DEVICES),
-            )
-        )
-        self.supervisor.start(demo.DemoReports(self.pool, self.bus))
 
     def on_stop(self, callback: Callable[[], Awaitable[object]]) -> None:
         """Run ``callback`` at shutdown, before everything started earlier (LIFO)."""

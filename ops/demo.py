@@ -1,5 +1,10 @@
 """The demo room of ``posko up --demo``: seeded units, a wall, a demo account, a flow of reports.
 
+The demo is composed on top of a started hub, which knows nothing of it::
+
+    async with Hub(room_config(cfg)) as hub, DemoRoom(hub):
+        ...
+
 The field itself (units moving and answering over MQTT, devices sending telemetry) is the
 simulated field in ``devices/mqtt/field.py``; this module prepares the room around it and keeps
 a trickle of public reports coming so the queue, the map and the wall have something to show.
@@ -14,10 +19,13 @@ import logging
 import random
 import secrets
 from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
 
 from db import cases as case_rows
 from db import users as user_rows
 from db.pool import Pool
+from devices.mqtt.field import DEMO_DEVICES, FieldUnit, SimulatedField
 from ops import passwords
 from ops.cases.intake import IncomingReport, submit_report
 from ops.core.adapter import AdapterContext
@@ -28,6 +36,9 @@ from ops.units.service import UnitSpec, create_unit
 from ops.users import Role, add_user
 from videowall.service import WallNotFound, get_wall, put_wall
 from videowall.tiles import Layout
+
+if TYPE_CHECKING:
+    from ops.core.hub import HubContext
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,6 +59,56 @@ def room_config(config: Config) -> Config:
         return config
     view = {"center_lat": CENTRE[0], "center_lon": CENTRE[1], "zoom": ZOOM}
     return config.model_copy(update={"map": config.map.model_copy(update=view)})
+
+
+class DemoRoom:
+    """The demo room on a started hub, for as long as the ``async with`` block runs.
+
+    Entering seeds the units, the wall and the demo account (its password, new at every start,
+    is logged), then starts the simulated field on the hub's broker and the flow of reports on
+    the hub's supervisor; leaving stops those two again.
+    """
+
+    def __init__(
+        self, hub: HubContext, *, report_interval: float = DEFAULT_REPORT_INTERVAL
+    ) -> None:
+        self._hub = hub
+        self._report_interval = report_interval
+        self._started: list[str] = []
+        self.units: list[DemoUnit] = []
+
+    async def __aenter__(self) -> Self:
+        hub = self._hub
+        self.units = await seed(hub.pool, hub.bus)
+        password = await demo_account(hub.pool)
+        _LOGGER.warning(
+            "demo room ready: sign in as %r with password %s (new at every start); wall: /wall/%s",
+            DEMO_USER,
+            password,
+            DEMO_WALL,
+        )
+        host, port = hub.config.mqtt.host_port
+        field = SimulatedField(
+            host=host,
+            port=port,
+            prefix=hub.config.mqtt.prefix,
+            units=[FieldUnit(unit.id, unit.lat, unit.lon) for unit in self.units],
+            devices=list(DEMO_DEVICES),
+        )
+        reports = DemoReports(hub.pool, hub.bus, interval=self._report_interval)
+        for adapter in (field, reports):
+            hub.supervisor.start(adapter)
+            self._started.append(adapter.name)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        while self._started:
+            await self._hub.supervisor.stop(self._started.pop())
 
 
 @dataclass(frozen=True, slots=True)

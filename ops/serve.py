@@ -16,6 +16,7 @@ from aiohttp.typedefs import Handler, Middleware
 from ops.app import Hub
 from ops.core.config import Config, WebConfig
 from ops.core.errors import ConfigError
+from ops.demo import DemoRoom, room_config
 from ops.web.app import SHUTDOWN_TIMEOUT, Served, create_app
 from ops.web.errors import error_body
 
@@ -42,8 +43,8 @@ async def serve(
     ``/healthz`` answers while the hub starts (``/readyz`` says 503 until it is ready; other
     paths answer 503 ``starting``). A stop during start-up stops what was started.
 
-    Shutdown order: stop accepting requests and close live sockets, then the hub (adapters,
-    broker link, pool, embedded broker, embedded database), each step bounded.
+    Shutdown order: stop accepting requests and close live sockets, then the demo room, then the
+    hub (adapters, broker link, pool, embedded broker, embedded database), each step bounded.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -53,7 +54,7 @@ async def serve(
             loop.add_signal_handler(sig, _request_stop, stop, sig)
             installed.append(sig)
     try:
-        hub = Hub(config, demo=demo)  # starts nothing yet
+        hub = Hub(room_config(config) if demo else config)  # starts nothing yet
         started = asyncio.Event()
         app = create_app(hub)
         app.middlewares.insert(0, _while_starting(hub, started))
@@ -73,16 +74,19 @@ async def serve(
                 on_listening(served)
             if not await _start_unless_stopped(hub, stop):
                 return
-            started.set()
             try:
-                _LOGGER.info("console on %s/", served.url)
-                await stop.wait()
-                _LOGGER.info("shutting down")
+                async with contextlib.AsyncExitStack() as room:
+                    try:
+                        if demo:
+                            await room.enter_async_context(DemoRoom(hub))
+                        started.set()
+                        _LOGGER.info("console on %s/", served.url)
+                        await stop.wait()
+                        _LOGGER.info("shutting down")
+                    finally:
+                        await _stop_web(runner)
             finally:
-                try:
-                    await _stop_web(runner)
-                finally:
-                    await hub.__aexit__(None, None, None)
+                await hub.__aexit__(None, None, None)
         finally:
             await _stop_web(runner)
     finally:

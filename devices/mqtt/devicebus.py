@@ -33,7 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from devices.mqtt.link import MqttLink, MqttMessage
 from ops.core.adapter import AdapterContext
 from ops.core.bus import Bus, Overflow
 from ops.core.errors import AdapterNotReady
@@ -48,6 +47,7 @@ from ops.core.events import (
     DeviceReported,
     Figure,
 )
+from ops.core.mqtt import MqttMessage, MqttPort
 from ops.core.warnonce import WarnOnce
 
 _LOGGER = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ class DeviceBus:
 
     def __init__(
         self,
-        link: MqttLink,
+        link: MqttPort,
         bus: Bus,
         *,
         share_group: str | None = None,

@@ -25,7 +25,7 @@ import asyncio
 import functools
 import logging
 import math
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -34,10 +34,14 @@ from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ops.core.errors import AdapterAuthError, AdapterConfigError, AdapterNotReady
+from ops.core.mqtt import MessageHandler, MqttMessage
 
 if TYPE_CHECKING:
     from ops.core.adapter import AdapterContext
     from ops.core.config import MqttConfig
+
+# MqttMessage and MessageHandler live in ops.core (what every part may import) and are re-exported.
+__all__ = ["MessageHandler", "MqttLink", "MqttMessage", "MqttNotConnected", "topic_matches"]
 
 _LOGGER = logging.getLogger(__name__)
 _PAHO_LOGGER = logging.getLogger(f"{__name__}.paho")
@@ -61,19 +65,6 @@ _REFUSED_CREDENTIALS = frozenset({4, 5, 0x86, 0x87, 0x8A, 0x8C})  # bad user/pas
 # authorised, banned, bad authentication method
 _REFUSED_CONFIG = frozenset({1, 2, 0x84, 0x85})  # protocol version, client identifier
 _SUBACK_FAILURE = 0x80
-
-
-@dataclass(frozen=True, slots=True)
-class MqttMessage:
-    """One message received from the broker."""
-
-    topic: str
-    payload: bytes
-    qos: int = 0
-    retain: bool = False
-
-
-MessageHandler = Callable[[MqttMessage], Awaitable[None] | None]
 
 
 class MqttNotConnected(AdapterNotReady):

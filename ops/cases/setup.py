@@ -1,4 +1,8 @@
-"""Start the case domain on a hub: SLA watch, panic buttons, email and the external connector."""
+"""Start the case domain on a hub: the SLA watch.
+
+The channels that file cases (panic buttons, email, the external connector) are the intake
+domain's, started by ``ops.intake.setup`` above this one.
+"""
 
 from __future__ import annotations
 
@@ -6,25 +10,14 @@ import logging
 from typing import TYPE_CHECKING
 
 from ops.cases.sla import SlaWatcher
-from ops.intake.connector import ExternalConnector
-from ops.intake.email import SmtpIntake
-from ops.intake.panic import PanicIntake
 
 if TYPE_CHECKING:
-    from ops.app import Hub
+    from ops.core.hub import HubContext
 
 _LOGGER = logging.getLogger(__name__)
 
 
-async def setup(hub: Hub) -> None:
-    """Subscribe the panic topic and start the case adapters (each optional one when configured)."""
-    cfg = hub.config
-    hub.supervisor.start(SlaWatcher(hub.pool, cfg.cases.sla_check_seconds))
-    panic = PanicIntake(hub.pool, hub.bus, cfg.cases)
-    hub.supervisor.start(panic)
-    hub.mqtt.subscribe(hub.mqtt.topic("panic", "+"), panic.handle, qos=1)
-    if cfg.intake.smtp_port is not None:
-        hub.supervisor.start(SmtpIntake(hub.pool, hub.bus, cfg.intake, cfg.cases))
-    if cfg.intake.connector_url is not None:
-        hub.supervisor.start(ExternalConnector(hub.pool, hub.bus, cfg.intake, cfg.cases))
+async def setup(hub: HubContext) -> None:
+    """Start the SLA watch."""
+    hub.supervisor.start(SlaWatcher(hub.pool, hub.config.cases.sla_check_seconds))
     _LOGGER.debug("case domain started")

@@ -1,1 +1,4 @@
-"""Runtime core: config, bus, adapters and their supervisor. Imports no other Posko package."""
+"""Runtime core: config, bus, adapters and their supervisor, and the hub as domains see it.
+
+Imports no other Posko package (checked by the `core` contract in pyproject.toml).
+"""

@@ -25,7 +25,7 @@ from ops.devicehealth.service import DeviceHealthService
 from ops.devicehealth.watch import MqttWatch
 
 if TYPE_CHECKING:
-    from ops.app import Hub
+    from ops.core.hub import HubContext
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -49,12 +49,12 @@ class DeviceHealthParts:
 DEVICE_HEALTH: PartKey[DeviceHealthParts] = PartKey("devicehealth")
 
 
-def service_of(hub: Hub) -> DeviceHealthParts:
+def service_of(hub: HubContext) -> DeviceHealthParts:
     """The device health parts of a started hub."""
     return hub.parts.get(DEVICE_HEALTH)
 
 
-async def setup(hub: Hub) -> None:
+async def setup(hub: HubContext) -> None:
     """Load the registry, subscribe, start the loops and the MQTT device bus adapter."""
     cfg = hub.config.devices
     # Tick often enough that silence and hysteresis end within a quarter of their length.

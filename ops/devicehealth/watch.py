@@ -35,7 +35,7 @@ from ops.core.events import DEVICE_REPORTED, DeviceReported
 from ops.core.warnonce import WarnOnce
 
 if TYPE_CHECKING:
-    from devices.mqtt.link import MessageHandler, MqttMessage
+    from ops.core.mqtt import MessageHandler, MqttMessage
 
 _LOGGER = logging.getLogger(__name__)
 

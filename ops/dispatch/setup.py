@@ -1,7 +1,7 @@
 """Wiring of units and dispatch into a hub.
 
-The position ingestor, the channel senders, the MQTT app channel, the inbound worker, the
-watch and the shift clock (units' duty by shift) all start here.
+The position ingestor, the channel senders, the MQTT app channel, the inbound worker and the
+watch all start here.
 
 Radio and satellite plug in with :func:`add_sender` from their own ``setup(hub)``.
 """
@@ -16,12 +16,10 @@ from ops.dispatch.channels import OutboxSender, Sender
 from ops.dispatch.mqtt_app import MqttAppSender, MqttUnitInbound
 from ops.dispatch.service import DispatchService
 from ops.dispatch.watch import DispatchWatch, PositionFeed
-from ops.shifts.clock import ShiftClock
-from ops.shifts.schedule import Schedule
 from ops.units.positions import PositionIngestor
 
 if TYPE_CHECKING:
-    from ops.app import Hub
+    from ops.core.hub import HubContext
 
 
 @dataclass(slots=True)
@@ -37,12 +35,12 @@ class DispatchParts:
 DISPATCH: PartKey[DispatchParts] = PartKey("dispatch")
 
 
-def parts_of(hub: Hub) -> DispatchParts:
+def parts_of(hub: HubContext) -> DispatchParts:
     """The dispatch parts of a started hub."""
     return hub.parts.get(DISPATCH)
 
 
-async def setup(hub: Hub) -> None:
+async def setup(hub: HubContext) -> None:
     """Start units and dispatch on a hub (one line in ``ops.app.domain_services``)."""
     cfg = hub.config.dispatch
     service = DispatchService(
@@ -75,11 +73,10 @@ async def setup(hub: Hub) -> None:
     hub.supervisor.start(inbound)
     add_sender(hub, MqttAppSender(hub.mqtt))
     hub.supervisor.start(DispatchWatch(service, cfg.watch_interval))
-    hub.supervisor.start(ShiftClock(hub.pool, hub.bus, Schedule.from_config(hub.config)))
     hub.on_stop(ingestor.drain)
 
 
-def add_sender(hub: Hub, sender: Sender) -> OutboxSender:
+def add_sender(hub: HubContext, sender: Sender) -> OutboxSender:
     """Plug a channel in: its queued copies are drained by ``sender`` from now on."""
     parts = parts_of(hub)
     worker = OutboxSender(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final, Literal, get_args
 
-from ops.dispatch.events import UnitSnapshot
+from ops.units.events import UnitSnapshot
 
 if TYPE_CHECKING:
     from db.units import UnitRow

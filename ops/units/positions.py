@@ -26,7 +26,7 @@ from db import positions
 from db import units as unit_rows
 from ops.core.events import ALARM_RAISED, AlarmRaised, Severity
 from ops.core.warnonce import WarnOnce
-from ops.dispatch.events import UNIT_MOVED, UnitMoved
+from ops.units.events import UNIT_MOVED, UnitMoved
 from ops.units.model import ID_PATTERN
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ entry in the same transaction as the change, so no change is ever shown that was
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -16,8 +16,8 @@ from db import audit
 from db import shifts as shift_rows
 from db import units as unit_rows
 from ops.core.config import SHIFT_NAME_PATTERN
-from ops.dispatch.events import UNIT_CHANGED
 from ops.units.errors import InvalidUnit, UnitNotFound, UnitTaken
+from ops.units.events import UNIT_CHANGED
 from ops.units.model import (
     CALLSIGN_PATTERN,
     ID_PATTERN,
@@ -35,11 +35,35 @@ if TYPE_CHECKING:
 
     from db.pool import Connection, Pool
     from ops.core.bus import Bus
-    from ops.shifts.schedule import Schedule
 
 Skill = Annotated[str, StringConstraints(pattern=SKILL_PATTERN)]
 MAX_SKILLS = 32
 MAX_CHANNELS = 8
+
+
+class ShiftPeriod(Protocol):
+    """One occurrence of a shift, as far as a unit needs it."""
+
+    @property
+    def name(self) -> str:
+        """The shift's name."""
+        ...
+
+
+class ShiftTable(Protocol):
+    """What units need of the room's schedule (``ops.shifts.schedule.Schedule`` is one).
+
+    Typed here because the shift domain sits above units: its clock sets units' duty.
+    """
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every shift's name."""
+        ...
+
+    def at(self, instant: datetime) -> ShiftPeriod:
+        """The shift on at ``instant``."""
+        ...
 
 
 class ChannelSpec(BaseModel):
@@ -82,7 +106,7 @@ async def create_unit(
     spec: UnitSpec,
     *,
     actor: str,
-    schedule: Schedule | None = None,
+    schedule: ShiftTable | None = None,
     now: datetime | None = None,
 ) -> unit_rows.UnitRow:
     """Register a unit; audited and announced.

@@ -15,9 +15,9 @@ from db import units as unit_rows
 from ops.app import Hub
 from ops.core.adapter import AdapterContext
 from ops.core.bus import Subscription
-from ops.dispatch.events import UNIT_CHANGED
 from ops.shifts.clock import ShiftClock
 from ops.shifts.schedule import Schedule
+from ops.units.events import UNIT_CHANGED
 from ops.units.service import UnitSpec, create_unit
 from ops.users import Role
 from tests.fixtures.hub import LoginAs, unique_name

@@ -13,8 +13,8 @@ import pytest
 
 from db import audit
 from ops.app import Hub
-from ops.dispatch.events import UNIT_CHANGED, UNIT_MOVED
 from ops.dispatch.setup import parts_of
+from ops.units.events import UNIT_CHANGED, UNIT_MOVED
 from ops.users import Role
 from tests.fixtures.hub import LoginAs, unique_name
 from tests.integration.units_support import add_unit, json_of
