@@ -88,7 +88,6 @@ class MqttAppChannel:
         self._port = port
         self._bus = bus
         self._units_topic = port.topic("units")
-        self.sent = 0
 
     def attach(self) -> None:
         """Subscribe on the link (kept across reconnects by the link)."""
@@ -113,7 +112,6 @@ class MqttAppChannel:
                     queue.failed(copy, f"cannot publish to {topic}: {exc}", retryable=True)
                     continue
                 queue.sent(copy, f"attempt {copy.attempt} to {copy.address}")
-                self.sent += 1
                 ctx.heartbeat()
 
     def on_position(self, message: MqttMessage) -> None:

@@ -224,7 +224,6 @@ class CopyQueue:
     ) -> None:
         self.channel = channel
         self.cancelled = 0
-        self.repeats = 0
         self._bus = bus
         self._source = source
         self._report_taken = report_taken
@@ -250,6 +249,14 @@ class CopyQueue:
                 copy_id = next(iter(self._pending))
                 return self._pending.pop(copy_id)
             self._apply(await self._subscription.get())
+
+    def poll(self) -> int:
+        """Apply the commands already in, without waiting; return how many copies wait.
+
+        A slow link calls it between frames, so a copy withdrawn meanwhile never goes.
+        """
+        self._drain()
+        return len(self._pending)
 
     def sent(self, copy: SendCopy, detail: str = "") -> None:
         """Report ``copy`` on the air; a repeated command for it is then dropped."""
@@ -306,7 +313,6 @@ class CopyQueue:
                 self.cancelled += 1
         elif isinstance(payload, SendCopy):
             if (payload.copy_id, payload.attempt) in self._sent:
-                self.repeats += 1
                 return
             self._pending.pop(payload.copy_id, None)  # a newer command replaces a queued one
             self._pending[payload.copy_id] = payload

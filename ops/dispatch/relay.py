@@ -39,7 +39,6 @@ class OutboxRelay:
         self, pool: Pool, bus: Bus, *, lease: float = DEFAULT_LEASE, poll: float = DEFAULT_POLL
     ) -> None:
         self.channels: set[str] = set()
-        self.handed_out = 0
         self._pool = pool
         self._bus = bus
         self._lease = lease
@@ -81,7 +80,6 @@ class OutboxRelay:
             self._bus.publish(
                 send_topic(command.channel), command, source=self.name, key=command.order_id
             )
-        self.handed_out += len(claimed)
         return len(claimed) == CLAIM_BATCH
 
     def _listened(self, channel: str) -> bool:

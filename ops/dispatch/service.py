@@ -24,7 +24,6 @@ from ops.units.errors import UnitError, UnitNotFound
 
 if TYPE_CHECKING:
     from db.pool import Connection, Pool
-    from ops.core.bus import Bus
 
 __all__ = [
     "MAX_UNITS_PER_ORDER",
@@ -72,11 +71,6 @@ class DispatchService:
     def pool(self) -> Pool:
         """The database pool the commands write through."""
         return self.ledger.pool
-
-    @property
-    def bus(self) -> Bus:
-        """The bus the commands announce on."""
-        return self.ledger.bus
 
     @property
     def duplicate_acks(self) -> int:

@@ -8,6 +8,9 @@ from ops.core.adapter import AdapterContext
 from ops.core.bus import Bus
 from ops.core.channels import CHANNEL_EVENT, CopyAcknowledged, CopyQueue, SendCopy
 
+#: Seconds one frame of a slow copy takes on the air.
+FRAME = 0.1
+
 
 class RecordingRadio:
     """A working radio channel: takes every copy, puts it on the air at once, reports both."""
@@ -16,15 +19,21 @@ class RecordingRadio:
     channel = "radio"
     heartbeat_interval: float | None = None
 
-    def __init__(self, *, seconds_per_copy: float = 0.0) -> None:
+    def __init__(
+        self, *, seconds_per_copy: float = 0.0, slow_units: frozenset[str] = frozenset()
+    ) -> None:
         self.copies: list[SendCopy] = []
         self.on_air: list[SendCopy] = []
         self.queue: CopyQueue | None = None
         self._seconds_per_copy = seconds_per_copy
+        self._slow_units = slow_units
         self._took = asyncio.Condition()
 
     async def run(self, ctx: AdapterContext) -> None:
-        """Send what the queue hands out, each taking ``seconds_per_copy`` on the air."""
+        """Send what the queue hands out; a copy to one of ``slow_units`` takes its time.
+
+        The outbox is shared by every test of a run: copies other tests left go out at once.
+        """
         async with CopyQueue(ctx.bus, self.channel, source=self.name, report_taken=True) as queue:
             self.queue = queue
             ctx.heartbeat()
@@ -33,11 +42,20 @@ class RecordingRadio:
                 async with self._took:
                     self.copies.append(copy)
                     self._took.notify_all()
-                if self._seconds_per_copy:
-                    # The link itself is slow (1200 baud, a satellite session): that is the test.
-                    await asyncio.sleep(self._seconds_per_copy)
+                if copy.unit_id in self._slow_units:
+                    await self._transmit(queue)
                 self.on_air.append(copy)
                 queue.sent(copy)
+
+    async def _transmit(self, queue: CopyQueue) -> None:
+        """The link itself is slow (1200 baud, a satellite session): that is what is tested.
+
+        Between frames the channel applies the commands that came in, as a radio would.
+        """
+        frames = max(1, round(self._seconds_per_copy / FRAME))
+        for _ in range(frames):
+            await asyncio.sleep(FRAME)
+            queue.poll()
 
     async def copies_of(self, order_id: str, count: int = 1) -> list[SendCopy]:
         """The copies of an order taken so far, once there are ``count``."""
