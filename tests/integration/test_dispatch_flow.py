@@ -202,7 +202,7 @@ async def test_no_ack_goes_to_the_next_channel_then_the_next_unit_and_alarms(
 async def _escalation(hub: Hub, served: Served) -> None:
     spot = new_spot()
     case_id = await add_case(hub, spot)
-    # The first unit's app receives but never acknowledges; its radio has no sender here, so
+    # The first unit's app receives but never acknowledges; its radio has no channel here, so
     # that copy stays queued until its own timeout.
     sleepy = await add_unit(
         hub, at=spot.near(0.5), channels=(("mqtt", "placeholder"), ("radio", "YB0ABC"))
