@@ -18,6 +18,7 @@ from typing import Self
 import asyncpg
 
 from db.migrate import migrate
+from devices.mqtt.appchannel import MqttAppChannel
 from devices.mqtt.broker import EmbeddedBroker
 from devices.mqtt.field import DEMO_DEVICES, FieldUnit, SimulatedField
 from devices.mqtt.link import MqttLink
@@ -31,6 +32,7 @@ from ops.core.supervisor import RestartPolicy, Supervisor
 from ops.database import connect_pool, database_server
 from ops.demo import room_config as demo_room_config
 from ops.devicehealth.setup import setup as devicehealth_setup
+from ops.dispatch.setup import add_channel
 from ops.dispatch.setup import setup as dispatch_setup
 
 _LOGGER = logging.getLogger(__name__)
@@ -48,7 +50,14 @@ def domain_services() -> list[ServiceSetup]:
     Each ``setup(hub)`` subscribes to the bus, starts its adapters on ``hub.supervisor`` and
     registers its teardown with ``hub.on_stop``; add one line here per domain.
     """
-    return [cases_setup, devicehealth_setup, dispatch_setup]
+    return [cases_setup, devicehealth_setup, dispatch_setup, mqtt_app_channel_setup]
+
+
+async def mqtt_app_channel_setup(hub: Hub) -> None:
+    """Orders to unit apps and their answers over the hub's MQTT link: dispatch's first channel."""
+    channel = MqttAppChannel(hub.mqtt, hub.bus)
+    channel.attach()
+    add_channel(hub, channel)
 
 
 class Hub:

@@ -1,13 +1,13 @@
 """Wiring of units and dispatch into a hub.
 
 The position ingestor and its feed, the order commands, the ladder and its watch, the outbox
-relay, the inbound worker for channel events, the MQTT app channel and the shift clock all
-start here.
+relay, the inbound worker for channel events and the shift clock all start here.
 
 Dispatch talks to every channel over the bus only (``ops.core.channels``): the relay publishes
 send and cancel commands on ``channel.{name}.send`` / ``channel.{name}.cancel``, the channel
-answers on ``channel.event``. Radio and satellite plug in from their own ``setup(hub)`` with
-:func:`add_channel`::
+answers on ``channel.event``. Channels are adapters outside the domain, plugged in by the
+composition root with :func:`add_channel` (the MQTT app channel, ``devices.mqtt.appchannel``,
+in ``ops.app``); radio and satellite do the same from their own ``setup(hub)``::
 
     add_channel(hub, RadioChannel(...))  # an adapter with ``channel = "radio"``
 
@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from devices.mqtt.appchannel import MqttAppChannel
 from ops.core.parts import PartKey
 from ops.dispatch.inbound import FieldInbound
 from ops.dispatch.ladder import DispatchWatch, Ladder
@@ -62,7 +61,6 @@ class DispatchParts:
     inbound: FieldInbound
     relay: OutboxRelay
     ingestor: PositionIngestor
-    mqtt: MqttAppChannel
 
 
 DISPATCH: PartKey[DispatchParts] = PartKey("dispatch")
@@ -98,24 +96,20 @@ async def setup(hub: Hub) -> None:
     inbound = FieldInbound(ledger, ingestor, cases=hub.config.cases)
     relay = OutboxRelay(hub.pool, hub.bus, lease=cfg.claim_lease)
     ledger.on_queued(relay.wake)
-    mqtt = MqttAppChannel(hub.mqtt, hub.bus)
     parts = DispatchParts(
         service=DispatchService(ledger, auto_escalate=cfg.auto_escalate),
         ladder=ladder,
         inbound=inbound,
         relay=relay,
         ingestor=ingestor,
-        mqtt=mqtt,
     )
     hub.parts.put(DISPATCH, parts)
     await ladder.resume()
     inbound.attach()
-    mqtt.attach()
     hub.supervisor.start(ingestor)
     hub.supervisor.start(PositionFeed(ingestor))
     hub.supervisor.start(inbound)
     hub.supervisor.start(relay)
-    add_channel(hub, mqtt)
     hub.supervisor.start(DispatchWatch(ladder, cfg.watch_interval))
     hub.supervisor.start(ShiftClock(hub.pool, hub.bus, Schedule.from_config(hub.config)))
     hub.on_stop(ingestor.drain)
