@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import logging
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import asyncpg
 
@@ -124,29 +124,23 @@ class FieldInbound:
             # The database cannot take this event at all: retrying would stall every later one.
             self._reject(_source_of(event), "refused", f"{type(event).__name__}: {exc}")
 
-    async def _record(self, event: ChannelEvent) -> None:  # noqa: PLR0911 - one arm per type
+    async def _record(self, event: ChannelEvent) -> None:
         match event:
             case CopyTaken():
                 async with self.ledger.pool.acquire() as conn:
                     await rows.mark_taken(conn, event.copy_id, event.attempt)
-                return
             case CopySent():
                 await self.sent(event)
-                return
             case CopyFailed():
                 await self.failed(event)
-                return
             case CopyDelivered():
                 await self.delivered(event.order_id, event.unit_id, channel=event.channel)
-                return
             case CopyAcknowledged():
                 await self.acknowledged(event.order_id, event.unit_id, channel=event.channel)
-                return
             case UnitStatusReported():
                 await self.unit_reported_status(
                     event.unit_id, event.status, channel=event.channel, order_id=event.order_id
                 )
-                return
             case UnitTextReceived():
                 await self.unit_text(
                     event.unit_id,
@@ -155,15 +149,12 @@ class FieldInbound:
                     order_id=event.order_id,
                     message_id=event.message_id,
                 )
-                return
             case ChannelInputRejected(kind="position"):
                 self._ingestor.reject(
                     event.channel, _rejection(event.reason), f"{event.source}: {event.detail}"
                 )
-                return
             case ChannelInputRejected():
                 self._reject(event.source, event.reason, event.detail)
-                return
 
     async def sent(self, event: CopySent) -> bool:
         """A copy is on the air: mark it sent with a fresh deadline; False if nothing changed."""
@@ -352,8 +343,9 @@ class FieldInbound:
             _LOGGER.debug("dropped a unit event from %s (%s): %s", source, reason, detail)
 
 
-def _source_of(event: Any) -> str:
-    return str(getattr(event, "unit_id", "") or getattr(event, "source", "") or "unknown")
+def _source_of(event: ChannelEvent) -> str:
+    """Whom a refused event is counted and logged against: its unit, else its source."""
+    return event.source if isinstance(event, ChannelInputRejected) else event.unit_id
 
 
 def _rejection(reason: str) -> Rejection:
