@@ -249,3 +249,61 @@ async def test_a_copy_whose_lease_runs_out_is_handed_out_again(
     assert again_at - lost_at >= lease * 0.9
     assert copy.attempts == 1
     assert events.count("sent") == 1
+
+
+class RefusingRadio:
+    """A radio that can never carry this unit's copies (say, a callsign its gateway refuses)."""
+
+    name = "test-refusing-radio"
+    channel = "radio"
+    heartbeat_interval: float | None = None
+
+    def __init__(self, unit_id: str) -> None:
+        self.unit_id = unit_id
+
+    async def run(self, ctx: AdapterContext) -> None:
+        async with CopyQueue(ctx.bus, self.channel, source=self.name, report_taken=True) as q:
+            ctx.heartbeat()
+            while True:
+                copy = await q.get()
+                if copy.unit_id == self.unit_id:
+                    q.failed(copy, "callsign refused by the gateway", retryable=False)
+                else:
+                    q.sent(copy)  # another test's leftover: out of the way
+
+
+async def test_a_copy_that_can_never_go_moves_the_ladder_on_at_once(
+    make_hub_config: ConfigFactory,
+) -> None:
+    config = make_hub_config(
+        dispatch={"radio_ack_timeout": 60.0, "mqtt_ack_timeout": 5.0, "watch_interval": 0.1}
+    )
+    async with Hub(config, restart_policy=TEST_RESTART_POLICY) as hub:
+        spot = new_spot()
+        unit_id = await add_unit(
+            hub, at=spot.near(0.5), channels=(("radio", "YB0BAD"), ("mqtt", "placeholder"))
+        )
+        async with hub.pool.acquire() as conn:
+            await conn.execute(
+                """UPDATE units SET channels = jsonb_build_array(
+                       jsonb_build_object('channel', 'radio', 'address', 'YB0BAD'),
+                       jsonb_build_object('channel', 'mqtt', 'address', id))
+                   WHERE id = $1""",
+                unit_id,
+            )
+        add_channel(hub, RefusingRadio(unit_id))
+        async with running(app_for(hub, unit_id)) as app:
+            order_id = await dispatch(hub, await add_case(hub, spot), unit_id)
+            # Far sooner than the radio's 60 s: the refusal is final, the app gets the order.
+            assert await wait_status(hub, order_id, "acknowledged") < AT_ONCE
+            assert app.acted == [order_id]
+        detail = await parts_of(hub).service.detail(order_id)
+    assert [(c.channel, c.state) for c in detail.copies] == [
+        ("radio", "timed_out"),
+        ("mqtt", "acknowledged"),
+    ]
+    assert detail.copies[0].last_error == "callsign refused by the gateway"
+    assert detail.copies[0].attempts == 0  # it never went on the air
+    steps = [(e.kind, e.channel, e.detail) for e in detail.events]
+    assert ("send_failed", "radio", "callsign refused by the gateway") in steps
+    assert ("timed_out", "radio", "callsign refused by the gateway") in steps
