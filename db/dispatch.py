@@ -4,10 +4,13 @@ Row locks taken to change an order, assignment or copy are ``FOR NO KEY UPDATE``
 change, and the weaker lock lets the foreign-key checks of a sender's inserts (which take
 ``FOR KEY SHARE`` on the order) pass instead of deadlocking against an operator's cancel.
 
-The outbox is drained by channel senders with ``FOR UPDATE SKIP LOCKED``: a sender claims a
-queued copy, sends it and marks it sent in one transaction, so a crash before the commit leaves
-the copy queued (sent at most once more), and a crash after it leaves it sent (not sent again
-unless :func:`resend_unacknowledged` is called at start).
+The outbox is drained by the relay with a lease (:func:`claim_leased`): one statement claims
+queued copies (``FOR UPDATE SKIP LOCKED``) by setting ``lease_until`` and commits before any
+channel sees them, so no transaction waits on a link. A channel that queues the copy extends the
+lease to the copy's deadline (:func:`mark_taken`); one that puts it on the air marks it sent
+(:func:`mark_sent`). A lease that runs out with no word from the channel lets the copy be
+claimed again; at start every lease is released and every sent copy queued again
+(:func:`release_leases`, :func:`resend_unacknowledged`), so a copy goes out at most once more.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
 
     import asyncpg
@@ -30,7 +34,7 @@ _ASSIGNMENT = (
 )
 _OUTBOX = (
     "id, order_id, assignment_id, unit_id, channel, address, step, state, attempts, deadline, "
-    "queued_at, sent_at, delivered_at, acknowledged_at, closed_at, last_error"
+    "queued_at, sent_at, delivered_at, acknowledged_at, closed_at, last_error, lease_until"
 )
 
 
@@ -82,6 +86,7 @@ class OutboxRow:
     acknowledged_at: datetime | None
     closed_at: datetime | None
     last_error: str | None
+    lease_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,23 +277,40 @@ async def queue_copy(
     return _outbox(row)
 
 
-async def claim_queued(conn: Connection, channel: str, limit: int) -> list[ClaimedCopy]:
-    """Lock queued copies of one channel for sending (call inside a transaction)."""
+async def claim_leased(
+    conn: Connection, channels: Sequence[str], limit: int, lease: float
+) -> list[ClaimedCopy]:
+    """Claim up to ``limit`` queued copies of ``channels`` for ``lease`` seconds; one statement.
+
+    Run it outside a transaction block: it commits at once, so the claim holds no lock while the
+    copies travel. A copy leased and not yet heard of by its channel is skipped until the lease
+    runs out.
+    """
     rows = await conn.fetch(
         f"""
+        WITH claimed AS (
+            UPDATE dispatch_outbox SET lease_until = now() + make_interval(secs => $3)
+            WHERE id IN (
+                SELECT id FROM dispatch_outbox
+                WHERE channel = ANY($1::text[]) AND state = 'queued'
+                  AND (lease_until IS NULL OR lease_until <= now())
+                ORDER BY id
+                LIMIT $2
+                FOR UPDATE SKIP LOCKED
+            )
+            RETURNING {_OUTBOX}
+        )
         SELECT {", ".join("o." + c.strip() for c in _OUTBOX.split(","))},
                d.message, c.id AS case_id, c.number AS case_number, c.title AS case_title,
                c.category, c.priority, c.lat AS case_lat, c.lon AS case_lon
-        FROM dispatch_outbox AS o
+        FROM claimed AS o
         JOIN dispatch_orders AS d ON d.id = o.order_id
         JOIN cases AS c ON c.id = d.case_id
-        WHERE o.channel = $1 AND o.state = 'queued'
         ORDER BY o.id
-        LIMIT $2
-        FOR UPDATE OF o SKIP LOCKED
-        """,  # noqa: S608
-        channel,
+        """,  # noqa: S608 - the column lists are constants
+        list(channels),
         limit,
+        lease,
     )
     return [
         ClaimedCopy(
@@ -306,25 +328,80 @@ async def claim_queued(conn: Connection, channel: str, limit: int) -> list[Claim
     ]
 
 
-async def mark_sent(conn: Connection, copy_id: int, deadline: datetime) -> None:
-    """A sender handed the copy to its channel; the acknowledgement clock restarts."""
-    await conn.execute(
+async def mark_taken(conn: Connection, copy_id: int, attempt: int) -> bool:
+    """The channel queued the copy: its lease lasts until the copy's deadline.
+
+    False when the copy is no longer waiting for this attempt (sent, closed, or a stale event).
+    """
+    row = await conn.fetchrow(
         """
-        UPDATE dispatch_outbox
-        SET state = 'sent', attempts = attempts + 1, sent_at = now(), deadline = $2,
-            last_error = NULL
-        WHERE id = $1
+        UPDATE dispatch_outbox SET lease_until = GREATEST(deadline, now())
+        WHERE id = $1 AND state = 'queued' AND attempts = $2 - 1
+        RETURNING id
         """,
         copy_id,
+        attempt,
+    )
+    return row is not None
+
+
+async def mark_sent(
+    conn: Connection, copy_id: int, attempt: int, deadline: datetime
+) -> OutboxRow | None:
+    """The channel put the copy on the air; the acknowledgement clock restarts.
+
+    None when nothing changed: the copy was closed meanwhile, or this attempt was already
+    recorded (a copy sent twice under one attempt, after a lease ran out, counts once). A copy
+    already ``delivered`` (the unit's receipt overtook the channel's report) stays delivered.
+    """
+    row = await conn.fetchrow(
+        f"""
+        UPDATE dispatch_outbox
+        SET state = CASE WHEN state = 'queued' THEN 'sent' ELSE state END,
+            attempts = $2, sent_at = now(), deadline = $3, last_error = NULL, lease_until = NULL
+        WHERE id = $1 AND state IN ('queued', 'delivered') AND attempts < $2
+        RETURNING {_OUTBOX}
+        """,  # noqa: S608
+        copy_id,
+        attempt,
         deadline,
     )
+    return None if row is None else _outbox(row)
 
 
-async def mark_send_failed(conn: Connection, copy_id: int, error: str) -> None:
-    """The channel refused the copy for now; it stays queued until its deadline."""
-    await conn.execute(
-        "UPDATE dispatch_outbox SET last_error = $2 WHERE id = $1", copy_id, error[:500]
+async def mark_send_failed(
+    conn: Connection, copy_id: int, attempt: int, error: str, *, retry_at: datetime | None
+) -> OutboxRow | None:
+    """The channel could not send the copy; None when it is no longer queued for this attempt.
+
+    With ``retry_at`` the copy stays queued and is claimed again from then; without, it can never
+    go this way, so its deadline is now and the watch moves the ladder on.
+    """
+    row = await conn.fetchrow(
+        f"""
+        UPDATE dispatch_outbox
+        SET last_error = $3,
+            lease_until = COALESCE($4, 'infinity'::timestamptz),
+            deadline = CASE WHEN $4::timestamptz IS NULL THEN LEAST(deadline, now())
+                            ELSE deadline END
+        WHERE id = $1 AND state = 'queued' AND attempts = $2 - 1
+        RETURNING {_OUTBOX}
+        """,  # noqa: S608
+        copy_id,
+        attempt,
+        error[:500],
+        retry_at,
     )
+    return None if row is None else _outbox(row)
+
+
+async def release_leases(conn: Connection) -> int:
+    """At start: forget every lease, so copies claimed before a restart go out again."""
+    result = await conn.execute(
+        "UPDATE dispatch_outbox SET lease_until = NULL "
+        "WHERE state = 'queued' AND lease_until IS NOT NULL"
+    )
+    return int(result.split()[-1])
 
 
 async def mark_delivered(conn: Connection, assignment_id: int, channel: str) -> OutboxRow | None:
@@ -345,37 +422,41 @@ async def mark_delivered(conn: Connection, assignment_id: int, channel: str) -> 
     return None if row is None else _outbox(row)
 
 
-async def close_copies(conn: Connection, assignment_id: int, *, acked_channel: str | None) -> None:
-    """Close every live copy of an assignment.
+async def close_copies(
+    conn: Connection, assignment_id: int, *, acked_channel: str | None
+) -> list[OutboxRow]:
+    """Close every live copy of an assignment; return the ones withdrawn.
 
-    The copy on ``acked_channel`` becomes acknowledged, every other one cancelled.
+    The copy on ``acked_channel`` becomes acknowledged, every other one cancelled (and returned,
+    so its channel can be told to drop it).
     """
-    await conn.execute(
-        """
+    rows = await conn.fetch(
+        f"""
         UPDATE dispatch_outbox
         SET state = CASE WHEN channel = $2 THEN 'acknowledged' ELSE 'cancelled' END,
             acknowledged_at = CASE WHEN channel = $2 THEN now() ELSE acknowledged_at END,
-            closed_at = now()
+            closed_at = now(), lease_until = NULL
         WHERE assignment_id = $1 AND state IN ('queued', 'sent', 'delivered')
-        """,
+        RETURNING {_OUTBOX}
+        """,  # noqa: S608
         assignment_id,
         acked_channel,
     )
+    return [copy for copy in map(_outbox, rows) if copy.state == "cancelled"]
 
 
-async def due_copies(conn: Connection, now: datetime, limit: int) -> list[OutboxRow]:
-    """Live copies past their deadline, locked for the watcher (inside a transaction)."""
+async def due_orders(conn: Connection, now: datetime, limit: int) -> list[str]:
+    """Orders with a live copy past its deadline (an unlocked snapshot for the watch)."""
     rows = await conn.fetch(
-        f"""
-        SELECT {_OUTBOX} FROM dispatch_outbox
+        """
+        SELECT DISTINCT order_id FROM dispatch_outbox
         WHERE state IN ('queued', 'sent', 'delivered') AND deadline <= $1
-        ORDER BY deadline, id LIMIT $2
-        FOR UPDATE SKIP LOCKED
-        """,  # noqa: S608
+        LIMIT $2
+        """,
         now,
         limit,
     )
-    return [_outbox(row) for row in rows]
+    return [row["order_id"] for row in rows]
 
 
 async def mark_timed_out(conn: Connection, copy_id: int, now: datetime) -> bool:
@@ -386,7 +467,7 @@ async def mark_timed_out(conn: Connection, copy_id: int, now: datetime) -> bool:
     """
     row = await conn.fetchrow(
         """
-        UPDATE dispatch_outbox SET state = 'timed_out', closed_at = now()
+        UPDATE dispatch_outbox SET state = 'timed_out', closed_at = now(), lease_until = NULL
         WHERE id = $1 AND state IN ('queued', 'sent', 'delivered') AND deadline <= $2
         RETURNING id
         """,
@@ -409,7 +490,7 @@ async def resend_unacknowledged(
     rows = await conn.fetch(
         f"""
         UPDATE dispatch_outbox AS o
-        SET state = 'queued',
+        SET state = 'queued', lease_until = NULL,
             deadline = $1::timestamptz + make_interval(secs => COALESCE(
                 (SELECT t.secs FROM unnest($2::text[], $3::float8[]) AS t (channel, secs)
                  WHERE t.channel = o.channel),
@@ -532,4 +613,5 @@ def _outbox(row: asyncpg.Record) -> OutboxRow:
         acknowledged_at=row["acknowledged_at"],
         closed_at=row["closed_at"],
         last_error=row["last_error"],
+        lease_until=row["lease_until"],
     )

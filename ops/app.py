@@ -19,17 +19,19 @@ from typing import Self
 import asyncpg
 
 from db.migrate import migrate
+from devices.mqtt.appchannel import MqttAppChannel
 from devices.mqtt.broker import EmbeddedBroker
 from devices.mqtt.link import MqttLink
 from ops.cases.setup import setup as cases_setup
 from ops.core.bus import Bus, Overflow, Subscription
 from ops.core.config import Config
 from ops.core.events import ADAPTER_STATUS, HUB_READINESS, HubReadinessChanged
-from ops.core.hub import DomainSetup
+from ops.core.hub import DomainSetup, HubContext
 from ops.core.parts import Parts
 from ops.core.supervisor import RestartPolicy, Supervisor
 from ops.database import connect_pool, database_server
 from ops.devicehealth.setup import setup as devicehealth_setup
+from ops.dispatch.setup import add_channel
 from ops.dispatch.setup import setup as dispatch_setup
 from ops.intake.setup import setup as intake_setup
 from ops.shifts.setup import setup as shifts_setup
@@ -47,7 +49,21 @@ def domain_services() -> list[DomainSetup]:
     starts its adapters on ``hub.supervisor``, registers its parts in ``hub.parts`` and its
     teardown with ``hub.on_stop``; add one line here per domain.
     """
-    return [cases_setup, intake_setup, devicehealth_setup, dispatch_setup, shifts_setup]
+    return [
+        cases_setup,
+        intake_setup,
+        devicehealth_setup,
+        dispatch_setup,
+        mqtt_app_channel_setup,
+        shifts_setup,
+    ]
+
+
+async def mqtt_app_channel_setup(hub: HubContext) -> None:
+    """Orders to unit apps and their answers over the hub's MQTT link: dispatch's first channel."""
+    channel = MqttAppChannel(hub.mqtt, hub.bus)
+    channel.attach()
+    add_channel(hub, channel)
 
 
 class Hub:

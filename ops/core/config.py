@@ -215,6 +215,9 @@ class DispatchConfig(_Section):
     stale_after: float = Field(default=900.0, gt=0, le=7 * 86_400)
     future_tolerance: float = Field(default=60.0, ge=0, le=3600)
     watch_interval: float = Field(default=1.0, gt=0, le=600)
+    #: Seconds a copy handed to a channel stays claimed before it is handed out again, unless
+    #: the channel reports it taken (then until its deadline) or sent.
+    claim_lease: float = Field(default=30.0, gt=0, le=3600)
     position_batch: int = Field(default=2000, ge=1, le=100_000)
     position_flush: float = Field(default=0.2, gt=0, le=60)
     position_buffer: int = Field(default=100_000, ge=100, le=10_000_000)

@@ -15,8 +15,8 @@ from ops.core.events import Topic
 class OrderChanged:
     """Something happened on an order's ladder.
 
-    ``kind`` is one of created, queued, sent, delivered, acknowledged, timed_out, exhausted,
-    escalated, escalation_failed, alarm, text, requeued, cancelled, failed.
+    ``kind`` is one of created, queued, sent, send_failed, delivered, acknowledged, timed_out,
+    exhausted, escalated, escalation_failed, alarm, text, requeued, cancelled, failed.
     """
 
     order_id: str

@@ -13,7 +13,7 @@ Kind = Literal[
     "volunteer", "social_worker", "companion", "fire", "public_order", "medic", "logistics"
 ]
 Status = Literal["available", "dispatched", "en_route", "on_scene", "returning", "out_of_service"]
-#: Channels an order can leave by; a sender for each plugs into ops.dispatch.channels.
+#: Channels an order can leave by; each one's adapter plugs in with ops.dispatch.setup.add_channel.
 Channel = Literal["mqtt", "radio", "satellite"]
 KINDS: Final[tuple[str, ...]] = get_args(Kind)
 STATUSES: Final[tuple[str, ...]] = get_args(Status)

@@ -24,7 +24,8 @@ import asyncpg
 
 from db import positions
 from db import units as unit_rows
-from ops.core.events import ALARM_RAISED, AlarmRaised, Severity
+from ops.core.bus import Overflow
+from ops.core.events import ALARM_RAISED, UNIT_POSITION_REPORTED, AlarmRaised, Severity
 from ops.core.warnonce import WarnOnce
 from ops.units.events import UNIT_MOVED, UnitMoved
 from ops.units.model import ID_PATTERN
@@ -210,3 +211,34 @@ class PositionIngestor:
 
 def _finite(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class PositionFeed:
+    """Positions adapters publish on ``unit.position.reported`` go to the ingestor.
+
+    The MQTT app channel, radio, satellite and NMEA all publish there; the ingestor validates,
+    counts and batches them. Telemetry: a full queue drops the oldest fix, which a fresher one
+    supersedes anyway.
+    """
+
+    name = "unit-position-feed"
+    heartbeat_interval: float | None = None
+
+    def __init__(self, ingestor: PositionIngestor, *, queue: int = 10_000) -> None:
+        self._ingestor = ingestor
+        self._queue = queue
+
+    async def run(self, ctx: AdapterContext) -> None:
+        """Forward every reported position; the ingestor validates and counts."""
+        async with ctx.bus.subscribe(
+            UNIT_POSITION_REPORTED,
+            maxsize=self._queue,
+            overflow=Overflow.DROP_OLDEST,
+            name=self.name,
+        ) as positions:
+            ctx.heartbeat()
+            async for envelope in positions:
+                report = envelope.payload
+                self._ingestor.ingest(
+                    report.unit_id, report.lat, report.lon, report.at, report.source
+                )

@@ -1,28 +1,63 @@
-"""Helpers of the dispatch tests: a second channel that really takes copies."""
+"""Helpers of the dispatch tests: channel adapters on the bus contract, as radio's will be."""
 
 from __future__ import annotations
 
 import asyncio
 
-from ops.dispatch.channels import OrderCopy
+from ops.core.adapter import AdapterContext
+from ops.core.bus import Bus
+from ops.core.channels import CHANNEL_EVENT, CopyAcknowledged, CopyQueue, SendCopy
+
+#: Seconds one frame of a slow copy takes on the air.
+FRAME = 0.1
 
 
 class RecordingRadio:
-    """A working radio channel: takes every copy (the outbox is shared, so others' too)."""
+    """A working radio channel: takes every copy, puts it on the air at once, reports both."""
 
+    name = "test-radio"
     channel = "radio"
+    heartbeat_interval: float | None = None
 
-    def __init__(self) -> None:
-        self.copies: list[OrderCopy] = []
+    def __init__(
+        self, *, seconds_per_copy: float = 0.0, slow_units: frozenset[str] = frozenset()
+    ) -> None:
+        self.copies: list[SendCopy] = []
+        self.on_air: list[SendCopy] = []
+        self.queue: CopyQueue | None = None
+        self._seconds_per_copy = seconds_per_copy
+        self._slow_units = slow_units
         self._took = asyncio.Condition()
 
-    async def send(self, copy: OrderCopy) -> None:
-        """Take the copy at once."""
-        async with self._took:
-            self.copies.append(copy)
-            self._took.notify_all()
+    async def run(self, ctx: AdapterContext) -> None:
+        """Send what the queue hands out; a copy to one of ``slow_units`` takes its time.
 
-    async def copies_of(self, order_id: str, count: int = 1) -> list[OrderCopy]:
+        The outbox is shared by every test of a run: copies other tests left go out at once.
+        """
+        async with CopyQueue(ctx.bus, self.channel, source=self.name, report_taken=True) as queue:
+            self.queue = queue
+            ctx.heartbeat()
+            while True:
+                copy = await queue.get()
+                async with self._took:
+                    self.copies.append(copy)
+                    self._took.notify_all()
+                if copy.unit_id in self._slow_units:
+                    await self._transmit(queue)
+                self.on_air.append(copy)
+                queue.sent(copy)
+
+    async def _transmit(self, queue: CopyQueue) -> None:
+        """The link itself is slow (1200 baud, a satellite session): that is what is tested.
+
+        Between frames the channel applies the commands that came in, as a radio would.
+        """
+        frames = max(1, round(self._seconds_per_copy / FRAME))
+        for _ in range(frames):
+            await asyncio.sleep(FRAME)
+            queue.poll()
+
+    async def copies_of(self, order_id: str, count: int = 1) -> list[SendCopy]:
         """The copies of an order taken so far, once there are ``count``."""
 
         def enough() -> bool:
@@ -31,3 +66,12 @@ class RecordingRadio:
         async with self._took:
             await self._took.wait_for(enough)
             return [c for c in self.copies if c.order_id == order_id]
+
+    def acknowledge(self, bus: Bus, copy: SendCopy) -> None:
+        """The unit answered over the radio: reported as every channel reports it."""
+        bus.publish(
+            CHANNEL_EVENT,
+            CopyAcknowledged(copy.order_id, copy.unit_id, self.channel, message_id="ack-1"),
+            source=self.name,
+            key=copy.order_id,
+        )

@@ -294,9 +294,10 @@ async def test_killed_after_publishing_before_the_sent_mark(
             await proxy.cut()  # nothing leaves until the test holds its lock
             order_id = await dispatch(hub, operator, case_id, unit_id)
             async with holder.transaction():
-                # The sender publishes, then records the 'sent' event, whose foreign key needs a
-                # share lock on the order row: holding the row stops the sender right after the
-                # broker took the copy, with its 'sent' mark not committed.
+                # The MQTT channel publishes and reports the copy sent; dispatch then records
+                # the 'sent' event, whose foreign key needs a share lock on the order row:
+                # holding the row stops that record right after the broker took the copy, with
+                # its 'sent' mark not committed.
                 await holder.execute(
                     "SELECT 1 FROM dispatch_orders WHERE id = $1 FOR UPDATE", order_id
                 )
@@ -320,7 +321,7 @@ async def test_killed_after_publishing_before_the_sent_mark(
 
 
 async def wait_blocked_sender(pool: Pool, holder_pid: int, app: UnitApp, hub: HubProcess) -> None:
-    """Until the app has the copy and the hub's sender waits on the lock the test holds."""
+    """Until the app has the copy and the hub's 'sent' record waits on the test's lock."""
     try:
         async with asyncio.timeout(WAIT):
             while True:

@@ -15,7 +15,7 @@ from db import audit
 from devices.mqtt.unitapp import UnitApp
 from ops.app import Hub
 from ops.core.events import ALARM_RAISED, AlarmRaised
-from ops.dispatch.setup import add_sender, parts_of
+from ops.dispatch.setup import add_channel, parts_of
 from ops.users import Role
 from ops.web.app import Served
 from tests.fixtures.hub import ConfigFactory, LoginAs, start_web_hub, unique_name
@@ -93,7 +93,7 @@ async def test_recommendation_ranks_by_distance_kind_skill_and_freshness(
     )
     far_fire = await add_unit(hub, kind="fire", at=spot.near(8.0), skills=("firefighting",))
     busy = await add_unit(hub, kind="fire", at=spot.near(0.1), skills=("firefighting",))
-    await parts_of(hub).service.unit_reported_status(busy, "on_scene", channel="test")
+    await parts_of(hub).inbound.unit_reported_status(busy, "on_scene", channel="test")
 
     code, body = await json_of(viewer, "GET", f"/api/v1/units/recommend?case={case_id}&limit=4")
     assert code == 200, body
@@ -202,7 +202,7 @@ async def test_no_ack_goes_to_the_next_channel_then_the_next_unit_and_alarms(
 async def _escalation(hub: Hub, served: Served) -> None:
     spot = new_spot()
     case_id = await add_case(hub, spot)
-    # The first unit's app receives but never acknowledges; its radio has no sender here, so
+    # The first unit's app receives but never acknowledges; its radio has no channel here, so
     # that copy stays queued until its own timeout.
     sleepy = await add_unit(
         hub, at=spot.near(0.5), channels=(("mqtt", "placeholder"), ("radio", "YB0ABC"))
@@ -311,7 +311,7 @@ async def test_dispatch_refusals(hub: Hub, login_as: LoginAs) -> None:
     case_id = await add_case(hub, spot)
     unit_id = await add_unit(hub, at=spot.near(1.0))
     busy = await add_unit(hub, at=spot.near(1.0))
-    await parts_of(hub).service.unit_reported_status(busy, "out_of_service", channel="radio")
+    await parts_of(hub).inbound.unit_reported_status(busy, "out_of_service", channel="radio")
     unreachable = await add_unit(hub, at=spot.near(1.0), channels=())
 
     async def post(client: Any, body: dict[str, Any]) -> tuple[int, Any]:
@@ -437,7 +437,7 @@ async def test_a_copy_moves_to_a_second_working_channel_and_its_ack_closes_the_o
     config = make_hub_config(dispatch={"mqtt_ack_timeout": 0.5, "watch_interval": 0.1})
     async with start_web_hub(config) as (hub, served):
         radio = RecordingRadio()
-        add_sender(hub, radio)
+        add_channel(hub, radio)
         spot = new_spot()
         case_id = await add_case(hub, spot)
         # No app answers on MQTT; the radio takes the copy and the unit answers there.
@@ -456,12 +456,10 @@ async def test_a_copy_moves_to_a_second_working_channel_and_its_ack_closes_the_o
                 [copy] = await radio.copies_of(order["id"])
             assert (copy.order_id, copy.unit_id, copy.address) == (order["id"], unit_id, "YB0RAD")
             assert copy.channel == "radio"
-            # The radio gateway reports the acknowledgement the way every channel does.
-            service = parts_of(hub).service
-            assert await service.acknowledge(
-                copy.order_id, unit_id, channel="radio", actor=f"unit:{unit_id}"
-            )
-            code, done = await json_of(operator, "GET", f"/api/v1/dispatches/{order['id']}")
+            # The radio gateway reports the acknowledgement the way every channel does: on
+            # the bus, which dispatch records.
+            radio.acknowledge(hub.bus, copy)
+            done = await wait_order(operator, order["id"], "acknowledged")
         assert done["status"] == "acknowledged"
         [assignment] = done["assignments"]
         assert (assignment["status"], assignment["ack_channel"]) == ("acknowledged", "radio")
@@ -470,10 +468,9 @@ async def test_a_copy_moves_to_a_second_working_channel_and_its_ack_closes_the_o
         assert all(step["closed_at"] is not None for step in assignment["ladder"])
         assert assignment["ladder"][0]["sent_at"] is not None  # it did go out on MQTT first
         # The app's late acknowledgement on the first channel changes nothing.
+        service = parts_of(hub).service
         before = service.duplicate_acks
-        assert not await service.acknowledge(
-            copy.order_id, unit_id, channel="mqtt", actor=f"unit:{unit_id}"
-        )
+        assert not await parts_of(hub).inbound.acknowledged(copy.order_id, unit_id, channel="mqtt")
         assert service.duplicate_acks == before + 1
         async with hub.pool.acquire() as conn:
             status = await conn.fetchval("SELECT status FROM units WHERE id = $1", unit_id)

@@ -1,6 +1,6 @@
 """Dispatch recovering from failures, against the real database and broker: an event the
 inbound worker failed on is handled after its restart, a copy re-sent after a hub restart gets
-its full timeout again, and a timeout never overwrites a copy a sender just marked sent."""
+its full timeout again, and a timeout never overwrites a copy a channel just reported sent."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from db import dispatch as rows
 from ops.app import Hub
 from ops.core.events import ADAPTER_STATUS, AdapterState
 from ops.dispatch.events import ORDER_CHANGED
-from ops.dispatch.setup import add_sender, parts_of
+from ops.dispatch.setup import add_channel, parts_of
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, unique_name
 from tests.integration.dispatch_support import RecordingRadio
 from tests.integration.units_support import add_case, add_unit, new_spot
@@ -113,7 +113,7 @@ async def test_a_copy_resent_after_a_restart_gets_its_full_timeout(
     timeout = 2.0
     second = make_hub_config(dispatch={"radio_ack_timeout": timeout, "watch_interval": 0.1})
     async with Hub(first, restart_policy=TEST_RESTART_POLICY) as hub:
-        add_sender(hub, RecordingRadio())
+        add_channel(hub, RecordingRadio())
         spot = new_spot()
         case_id = await add_case(hub, spot)
         unit_id = await add_unit(hub, at=spot.near(0.5), channels=(("radio", "YB0RST"),))
@@ -150,7 +150,7 @@ async def test_a_copy_resent_after_a_restart_gets_its_full_timeout(
                     break
         # ...before the radio comes up (as a gateway's own setup would, a moment later).
         radio = RecordingRadio()
-        add_sender(hub, radio)
+        add_channel(hub, radio)
         async with asyncio.timeout(WAIT):
             [again] = await radio.copies_of(order_id)
             assert again.attempt == 2
@@ -184,7 +184,7 @@ async def test_a_timeout_does_not_overwrite_a_copy_just_sent(
     async with Hub(config, restart_policy=TEST_RESTART_POLICY) as hub:
         spot = new_spot()
         case_id = await add_case(hub, spot)
-        # Radio has no sender in this hub: the copy waits queued until the test "sends" it.
+        # Radio has no channel in this hub: the copy waits queued until the test "sends" it.
         unit_id = await add_unit(hub, at=spot.near(0.5), channels=(("radio", "YB0GRD"),))
         service = parts_of(hub).service
         detail = await service.dispatch(
@@ -192,6 +192,7 @@ async def test_a_timeout_does_not_overwrite_a_copy_just_sent(
         )
         order_id = detail.order.id
         [copy] = detail.copies
+        ladder = parts_of(hub).ladder
         async with hub.pool.acquire() as conn:
             await conn.execute(
                 "UPDATE dispatch_outbox SET deadline = now() - interval '1 second' WHERE id = $1",
@@ -199,14 +200,14 @@ async def test_a_timeout_does_not_overwrite_a_copy_just_sent(
             )
         fresh = datetime.now(UTC) + timedelta(minutes=2)
         async with hub.pool.acquire() as sender, hub.pool.acquire() as probe:
-            # A sender claims the overdue copy, as the outbox worker does, and is mid-send...
+            # The radio reported the overdue copy sent, and dispatch is recording it...
             claim = sender.transaction()
             await claim.start()
             await sender.fetchval(
                 "SELECT id FROM dispatch_outbox WHERE id = $1 FOR UPDATE", copy.id
             )
             # ...while the watch, working from its snapshot, finds the copy overdue and waits.
-            check = asyncio.create_task(service.check_timeouts())
+            check = asyncio.create_task(ladder.check_timeouts())
             blocker = sender.get_server_pid()
             async with asyncio.timeout(WAIT):
                 # Nothing to await here: the database is asked who waits on whom.
@@ -215,7 +216,7 @@ async def test_a_timeout_does_not_overwrite_a_copy_just_sent(
                     blocker,
                 ):
                     await asyncio.sleep(0.02)
-            await rows.mark_sent(sender, copy.id, fresh)
+            assert await rows.mark_sent(sender, copy.id, 1, fresh) is not None
             await claim.commit()
             assert await check == 0
         after = await service.detail(order_id)
