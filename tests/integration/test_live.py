@@ -16,8 +16,8 @@ from aiohappyeyeballs import AddrInfoType
 
 from ops.app import Hub
 from ops.core.events import Topic
+from ops.http.live import CLIENT_BURST, MAX_CLIENT_MESSAGE
 from ops.users import Role
-from ops.web.live import CLIENT_BURST, MAX_CLIENT_MESSAGE
 from tests.fixtures.hub import (
     ConfigFactory,
     LoginAs,

@@ -11,14 +11,18 @@ import referencing.jsonschema
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from ops.app import Hub
+from ops.http.roles import PUBLIC
+from ops.http.routes import declared, served
 from ops.users import Role
-from ops.web.access import PUBLIC, ROUTE_ROLES, routes_of
 from ops.web.app import create_app
 from tests.fixtures.hub import LoginAs, WebClient, client_of, create_user, wait_ready
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
 SPEC_URI = "urn:posko:openapi"
+#: (method, template, status) of every real answer validated against the document so far.
+VALIDATED: set[tuple[str, str, int]] = set()
+JSON = "application/json"
 METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 
@@ -36,6 +40,9 @@ def _escape(token: str) -> str:
 def _validate(spec: dict[str, Any], method: str, path: str, status: int, body: Any) -> None:
     """Validate ``body`` against the spec's JSON schema for that operation's answer."""
     response = spec["paths"][path][method.lower()]["responses"][str(status)]
+    VALIDATED.add((method.upper(), path, status))
+    if JSON not in response.get("content", {}):
+        return  # a page, a file or no body: only its status is documented
     if "$ref" in response:
         pointer = response["$ref"].removeprefix("#")
     else:
@@ -67,12 +74,12 @@ async def test_the_document_describes_exactly_the_routes(hub: Hub, web_client: W
         for method in item
         if method in METHODS
     }
-    served = set(routes_of(create_app(hub)))
-    assert documented - served == set(), "described but not served"
-    assert served - documented == set(), "served but not described"
+    app = create_app(hub)
+    assert documented - served(app) == set(), "described but not served"
+    assert served(app) - documented == set(), "served but not described"
 
 
-async def test_security_follows_the_access_table(web_client: WebClient) -> None:
+async def test_security_follows_the_declarations(hub: Hub, web_client: WebClient) -> None:
     spec = await _spec(web_client)
     assert spec["components"]["securitySchemes"]["sessionCookie"] == {
         "type": "apiKey",
@@ -81,7 +88,8 @@ async def test_security_follows_the_access_table(web_client: WebClient) -> None:
         "description": spec["components"]["securitySchemes"]["sessionCookie"]["description"],
     }
     assert spec["security"] == [{"sessionCookie": []}]
-    for (method, path), access in ROUTE_ROLES.items():
+    for (method, path), route in declared(create_app(hub)).items():
+        access = route.access
         operation = spec["paths"][path][method.lower()]
         if access == PUBLIC:
             assert operation["security"] == [], (method, path)
@@ -130,3 +138,53 @@ async def test_readiness_503_fits_its_schema(hub: Hub, web_client: WebClient) ->
     async with web_client.get("/readyz") as response:
         assert response.status == 503
         _validate(spec, "GET", "/readyz", 503, await response.json())
+
+
+async def test_every_route_answers_as_documented(
+    hub: Hub, web_client: WebClient, login_as: LoginAs
+) -> None:
+    """Each route, called by a role it admits, answers with a status and body it documents."""
+    from tests.integration.test_web_auth import PROBES, Probe
+
+    spec = await _spec(web_client)
+    await wait_ready(hub)
+    table = declared(create_app(hub))
+    clients = {role: await login_as(role) for role in Role}
+    later: list[tuple[tuple[str, str], Probe]] = []
+    for (method, template), probe in sorted(PROBES.items()):
+        if template == "/api/v1/auth/logout":
+            later.append(((method, template), probe))
+            continue
+        access = table[(method, template)].access
+        client = web_client if access == PUBLIC else clients[min(access)]
+        if probe.ok == 101:
+            async with client.ws_connect(probe.path) as ws:
+                assert (await ws.receive_json(timeout=5))["type"] == "hello"
+            _validate(spec, method, template, 101, None)
+            continue
+        async with client.request(method, probe.path, json=probe.body) as response:
+            assert response.status == probe.ok, (method, template)
+            body = await response.json() if response.content_type == JSON else None
+            _validate(spec, method, template, response.status, body)
+    for (method, template), probe in later:
+        async with clients[Role.VIEWER].request(method, probe.path) as response:
+            _validate(spec, method, template, response.status, None)
+
+
+@pytest.mark.xfail(
+    reason="the probes meet most routes' errors only; their successes need fixtures yet",
+    strict=True,
+)
+async def test_every_documented_success_was_met_by_a_real_answer(web_client: WebClient) -> None:
+    """Runs last in this module: every documented 2xx of every operation was validated above
+    or by the modules that import ``_validate`` in the same run."""
+    spec = await _spec(web_client)
+    documented = {
+        (method.upper(), path, int(status))
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        for status in operation["responses"]
+        if status.startswith("2") or status == "101"
+    }
+    missing = sorted(documented - VALIDATED)
+    assert missing == [], f"documented answers no test met: {missing}"

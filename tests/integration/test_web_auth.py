@@ -14,10 +14,11 @@ import pytest
 from db import audit
 from ops.app import Hub
 from ops.core.errors import PoskoError
+from ops.http.roles import PUBLIC
+from ops.http.routes import declared, served
+from ops.http.sessions import COOKIE_NAME
 from ops.users import InvalidUser, Role, UsernameTaken, add_user, authenticate
-from ops.web.access import PUBLIC, ROUTE_ROLES, routes_of
 from ops.web.app import create_app
-from ops.web.sessions import COOKIE_NAME
 from tests.fixtures.hub import (
     ConfigFactory,
     LoginAs,
@@ -432,14 +433,10 @@ PROBES: dict[tuple[str, str], Probe] = {
 }
 
 
-def _served_routes(hub: Hub) -> set[tuple[str, str]]:
-    return set(routes_of(create_app(hub)))
-
-
-async def test_every_route_has_an_access_entry_and_a_probe(hub: Hub) -> None:
-    served = _served_routes(hub)
-    assert served == set(ROUTE_ROLES), "every route needs an entry in ops.web.access.ROUTE_ROLES"
-    assert served == set(PROBES), "every route needs a probe in this test"
+async def test_every_route_is_declared_and_has_a_probe(hub: Hub) -> None:
+    app = create_app(hub)
+    assert served(app) == set(declared(app)), "every route needs a declaration"
+    assert served(app) == set(PROBES), "every route needs a probe in this test"
 
 
 async def _call(client: WebClient, method: str, probe: Probe) -> tuple[int, Any]:
@@ -463,8 +460,9 @@ async def test_roles_are_enforced_on_every_route(
     hub: Hub, web_client: WebClient, login_as: LoginAs, role: Role | None
 ) -> None:
     signed_in = None if role is None else await login_as(role)
+    table = declared(create_app(hub))
     for (method, template), probe in sorted(PROBES.items()):
-        access = ROUTE_ROLES[(method, template)]
+        access = table[(method, template)].access
         client = web_client if signed_in is None else signed_in
         if role is not None and template == LOGOUT:
             client = await login_as(role)  # logging out must not spoil the later probes

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from db import sessions as session_rows
+from ops.http.keys import HUB_KEY
 from ops.users import Role
-from ops.web.keys import HUB_KEY
 
 COOKIE_NAME = "posko_session"
 #: ``last_seen_at`` is refreshed at most this often, so reads do not each cost a write.
