@@ -31,7 +31,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m ops.web.lint_routes
+	$(BIN)/python -m ops.lint_routes
 
 ## bench: every bench in its quick form
 bench: $(VENV)/.installed

@@ -3,7 +3,7 @@
 Builds the real app (over a hub that is never started; nothing connects) and names every aiohttp
 route without a declaration; also names any source line that adds a route behind the
 declarations' back.
-Run as ``python -m ops.web.lint_routes``.
+Run as ``python -m ops.lint_routes``.
 """
 
 from __future__ import annotations
