@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from pydantic import Field
 
+from db.walls import WallRow
 from ops.http.models import Out, Time
+from videowall.tiles import fit_tiles
 
 
 class WallOut(Out):
@@ -22,6 +24,19 @@ class WallOut(Out):
     )
     version: int
     updated_at: Time
+
+    @classmethod
+    def of(cls, wall: WallRow) -> Self:
+        """A stored wall, its tiles fitted to its grid."""
+        return cls(
+            name=wall.name,
+            title=wall.title,
+            rows=wall.rows,
+            columns=wall.columns,
+            tiles=fit_tiles(wall.tiles, wall.rows * wall.columns),
+            version=wall.version,
+            updated_at=wall.updated_at,
+        )
 
 
 class Walls(Out):

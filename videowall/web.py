@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from db.walls import WallRow
 from ops.core.events import DEVICE_REPORTED, DeviceReported, Figure
 from ops.http import audit as auditing
 from ops.http import live
@@ -47,6 +48,7 @@ from ops.users import Role
 from videowall import service
 from videowall.models import (
     ConsoleSettings,
+    MapSettings,
     PairedScreen,
     PresetOut,
     Presets,
@@ -654,23 +656,19 @@ async def console_settings(request: web.Request) -> web.Response:
     cfg = request.app[HUB_KEY].config
     zone = cfg.hub.timezone
     return reply(
-        ConsoleSettings.model_validate(
-            {
-                "hub_id": cfg.hub.id,
-                "panels": [
-                    name for name in PANEL_MODULES if f"js/{name}.js" in request.app[ASSETS_KEY]
-                ],
-                "timezone": zone,
-                "zone_label": ZONE_LABELS.get(zone, _zone_abbreviation(zone)),
-                "map": {
-                    "center": [cfg.map.center_lat, cfg.map.center_lon],
-                    "zoom": cfg.map.zoom,
-                    "outline": "/static/map/indonesia.geojson",
-                    "provinces": "/api/v1/map/provinces",
-                    "tile_url": cfg.map.tile_url,
-                    "tile_attribution": cfg.map.tile_attribution,
-                },
-            }
+        ConsoleSettings(
+            hub_id=cfg.hub.id,
+            panels=[name for name in PANEL_MODULES if f"js/{name}.js" in request.app[ASSETS_KEY]],
+            timezone=zone,
+            zone_label=ZONE_LABELS.get(zone, _zone_abbreviation(zone)),
+            map=MapSettings(
+                center=[cfg.map.center_lat, cfg.map.center_lon],
+                zoom=cfg.map.zoom,
+                outline="/static/map/indonesia.geojson",
+                provinces="/api/v1/map/provinces",
+                tile_url=cfg.map.tile_url,
+                tile_attribution=cfg.map.tile_attribution,
+            ),
         )
     )
 
@@ -740,8 +738,8 @@ def _tile_index(request: web.Request) -> int:
     return int(raw)
 
 
-def _wall(wall: Any) -> WallOut:
-    return WallOut.model_validate(service.wall_json(wall))
+def _wall(wall: WallRow) -> WallOut:
+    return WallOut.of(wall)
 
 
 def _screen(screen: Any) -> ScreenOut:

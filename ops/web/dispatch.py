@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ops.dispatch.service import (
     MAX_UNITS_PER_ORDER,
     DispatchRefused,
-    OrderDetail,
     OrderNotFound,
 )
 from ops.dispatch.setup import parts_of
@@ -138,7 +137,7 @@ async def create_dispatch(request: web.Request) -> web.Response:
         raise ApiError(404, "unit_not_found", str(exc), "units" if body.units else "unit") from None
     except DispatchRefused as exc:
         raise ApiError(409, exc.code, exc.message) from None
-    return reply(order_json(detail), status=201)
+    return reply(OrderOut.of(detail), status=201)
 
 
 @api.get(
@@ -153,7 +152,7 @@ async def list_dispatches(request: web.Request) -> web.Response:
     query = read_query(request, OrdersQuery)
     service = parts_of(request.app[HUB_KEY]).service
     orders = await service.list_orders(open_only=query.open, case_id=query.case, limit=query.limit)
-    return reply(Orders(orders=[order_json(detail) for detail in orders]))
+    return reply(Orders(orders=[OrderOut.of(detail) for detail in orders]))
 
 
 @api.get(
@@ -170,7 +169,7 @@ async def get_dispatch(request: web.Request) -> web.Response:
         detail = await service.detail(_order_id(request))
     except OrderNotFound as exc:
         raise ApiError(404, "order_not_found", str(exc)) from None
-    return reply(order_json(detail))
+    return reply(OrderOut.of(detail))
 
 
 @api.post(
@@ -194,7 +193,7 @@ async def acknowledge(request: web.Request) -> web.Response:
         detail = await service.detail(order_id)
     except OrderNotFound as exc:
         raise ApiError(404, "order_not_found", str(exc)) from None
-    return reply(AcknowledgeResult(changed=changed, order=order_json(detail)))
+    return reply(AcknowledgeResult(changed=changed, order=OrderOut.of(detail)))
 
 
 @api.post(
@@ -217,64 +216,7 @@ async def cancel(request: web.Request) -> web.Response:
         raise ApiError(404, "order_not_found", str(exc)) from None
     except DispatchRefused as exc:
         raise ApiError(409, exc.code, exc.message) from None
-    return reply(order_json(detail))
-
-
-def order_json(detail: OrderDetail) -> OrderOut:
-    """An order as the API shows it: the ladder per unit, then the history."""
-    order = detail.order
-    return OrderOut.model_validate(
-        {
-            "id": order.id,
-            "case": {"id": order.case_id, "number": detail.case_number},
-            "message": order.message,
-            "auto_escalate": order.auto_escalate,
-            "status": order.status,
-            "created_by": order.created_by,
-            "created_at": order.created_at.isoformat(),
-            "closed_at": _time(order.closed_at),
-            "assignments": [
-                {
-                    "unit": a.unit_id,
-                    "status": a.status,
-                    "escalated_from": next(
-                        (b.unit_id for b in detail.assignments if b.id == a.escalated_from), None
-                    ),
-                    "acknowledged_at": _time(a.acknowledged_at),
-                    "ack_channel": a.ack_channel,
-                    "ladder": [
-                        {
-                            "step": c.step,
-                            "channel": c.channel,
-                            "address": c.address,
-                            "state": c.state,
-                            "attempts": c.attempts,
-                            "queued_at": c.queued_at.isoformat(),
-                            "sent_at": _time(c.sent_at),
-                            "delivered_at": _time(c.delivered_at),
-                            "acknowledged_at": _time(c.acknowledged_at),
-                            "closed_at": _time(c.closed_at),
-                            "deadline": c.deadline.isoformat(),
-                            "last_error": c.last_error,
-                        }
-                        for c in detail.copies
-                        if c.assignment_id == a.id
-                    ],
-                }
-                for a in detail.assignments
-            ],
-            "events": [
-                {
-                    "at": e.at.isoformat(),
-                    "kind": e.kind,
-                    "unit": e.unit_id,
-                    "channel": e.channel,
-                    "detail": e.detail,
-                }
-                for e in detail.events
-            ],
-        }
-    )
+    return reply(OrderOut.of(detail))
 
 
 def _order_id(request: web.Request) -> str:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Self
+
 from pydantic import Field
 
+from db.units import UnitRow
+from ops.dispatch.service import OrderDetail
 from ops.http.models import AnyJson, Out, Time
 
 
@@ -36,6 +41,24 @@ class UnitOut(Out):
     stale: bool = Field(description="No position, or one older than stale_after_s.")
     stale_after_s: float
     updated_at: Time
+
+    @classmethod
+    def of(cls, row: UnitRow, now: datetime, stale_after: float) -> Self:
+        """A unit with how old its position is now, and whether that is stale.
+
+        A unit that never reported a position counts as stale.
+        """
+        age = None if row.position_at is None else (now - row.position_at).total_seconds()
+        return cls.model_validate(
+            {
+                **{name: getattr(row, name) for name in cls.model_fields if hasattr(row, name)},
+                "skills": list(row.skills),
+                "channels": [{"channel": c, "address": a} for c, a in row.channels],
+                "position_age_s": None if age is None else round(max(age, 0.0), 1),
+                "stale": age is None or age > stale_after,
+                "stale_after_s": stale_after,
+            }
+        )
 
 
 class Units(Out):
@@ -186,6 +209,41 @@ class OrderOut(Out):
     closed_at: Time | None
     assignments: list[AssignmentOut]
     events: list[OrderEvent]
+
+    @classmethod
+    def of(cls, detail: OrderDetail) -> Self:
+        """An order as the service reads it: the ladder per unit, then the history."""
+        order = detail.order
+        unit_of = {a.id: a.unit_id for a in detail.assignments}
+        return cls(
+            id=order.id,
+            case=OrderCase(id=order.case_id, number=detail.case_number),
+            message=order.message,
+            auto_escalate=order.auto_escalate,
+            status=order.status,
+            created_by=order.created_by,
+            created_at=order.created_at,
+            closed_at=order.closed_at,
+            assignments=[
+                AssignmentOut(
+                    unit=a.unit_id,
+                    status=a.status,
+                    escalated_from=unit_of.get(a.escalated_from)
+                    if a.escalated_from is not None
+                    else None,
+                    acknowledged_at=a.acknowledged_at,
+                    ack_channel=a.ack_channel,
+                    ladder=[
+                        CopyOut.model_validate(c) for c in detail.copies if c.assignment_id == a.id
+                    ],
+                )
+                for a in detail.assignments
+            ],
+            events=[
+                OrderEvent(at=e.at, kind=e.kind, unit=e.unit_id, channel=e.channel, detail=e.detail)
+                for e in detail.events
+            ],
+        )
 
 
 class Orders(Out):

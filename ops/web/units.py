@@ -103,7 +103,7 @@ async def list_units(request: web.Request) -> web.Response:
         )
     stale_after = hub.config.dispatch.stale_after
     now = datetime.now(UTC)
-    return reply(Units(units=[unit_json(row, now, stale_after) for row in rows]))
+    return reply(Units(units=[UnitOut.of(row, now, stale_after) for row in rows]))
 
 
 @api.post(
@@ -130,7 +130,7 @@ async def create_unit(request: web.Request) -> web.Response:
         raise ApiError(409, "unit_taken", str(exc), "id") from None
     except InvalidUnit as exc:
         raise ApiError(400, "invalid_field", exc.message, exc.field) from None
-    return reply(unit_json(row, datetime.now(UTC), hub.config.dispatch.stale_after), status=201)
+    return reply(UnitOut.of(row, datetime.now(UTC), hub.config.dispatch.stale_after), status=201)
 
 
 @api.get(
@@ -181,7 +181,7 @@ async def recommend_units(request: web.Request) -> web.Response:
                 "units": [
                     {
                         "rank": item.rank,
-                        "unit": unit_json(item.unit, now, stale_after),
+                        "unit": UnitOut.of(item.unit, now, stale_after),
                         "distance_km": None
                         if item.distance_km is None
                         else round(item.distance_km, 3),
@@ -249,7 +249,7 @@ async def get_unit(request: web.Request) -> web.Response:
     """One unit."""
     hub = request.app[HUB_KEY]
     row = await _unit(request)
-    return reply(unit_json(row, datetime.now(UTC), hub.config.dispatch.stale_after))
+    return reply(UnitOut.of(row, datetime.now(UTC), hub.config.dispatch.stale_after))
 
 
 @api.post(
@@ -279,7 +279,7 @@ async def change_status(request: web.Request) -> web.Response:
         raise ApiError(404, "unit_not_found", str(exc)) from None
     except InvalidUnit as exc:
         raise ApiError(400, "invalid_field", exc.message, exc.field) from None
-    return reply(unit_json(row, datetime.now(UTC), hub.config.dispatch.stale_after))
+    return reply(UnitOut.of(row, datetime.now(UTC), hub.config.dispatch.stale_after))
 
 
 @api.get(
@@ -312,38 +312,6 @@ async def positions(request: web.Request) -> web.Response:
                 ],
             }
         )
-    )
-
-
-def unit_json(row: unit_rows.UnitRow, now: datetime, stale_after: float) -> UnitOut:
-    """A unit as the API shows it, with how old its position is and whether that is stale.
-
-    Flat, like the ``unit.changed`` and ``unit.moved`` events, so a client merges them alike;
-    a unit that never reported a position counts as stale.
-    """
-    age = None if row.position_at is None else (now - row.position_at).total_seconds()
-    return UnitOut.model_validate(
-        {
-            "id": row.id,
-            "callsign": row.callsign,
-            "name": row.name,
-            "kind": row.kind,
-            "skills": list(row.skills),
-            "home_center": row.home_center,
-            "on_duty": row.on_duty,
-            "status": row.status,
-            "status_reason": row.status_reason,
-            "channels": [{"channel": c, "address": a} for c, a in row.channels],
-            "shift": row.shift,
-            "lat": row.lat,
-            "lon": row.lon,
-            "position_at": row.position_at,
-            "position_source": row.position_source,
-            "position_age_s": None if age is None else round(max(age, 0.0), 1),
-            "stale": age is None or age > stale_after,
-            "stale_after_s": stale_after,
-            "updated_at": row.updated_at,
-        }
     )
 
 
