@@ -197,8 +197,8 @@ async def put_wall(request: web.Request) -> web.Response:
         actor=user.username,
         action="wall.create" if before is None else "wall.layout",
         target=f"wall:{name}",
-        before=None if before is None else service.wall_json(before),
-        after=service.wall_json(after),
+        before=None if before is None else _json(_wall(before)),
+        after=_json(_wall(after)),
     )
     return reply(_wall(after), status=201 if before is None else 200)
 
@@ -223,7 +223,7 @@ async def delete_wall(request: web.Request) -> web.Response:
         actor=user.username,
         action="wall.delete",
         target=f"wall:{name}",
-        before=service.wall_json(wall),
+        before=_json(_wall(wall)),
     )
     return web.Response(status=204)
 
@@ -358,8 +358,8 @@ async def recall_preset(request: web.Request) -> web.Response:
         actor=user.username,
         action="wall.preset_recall",
         target=f"wall:{name}/preset:{preset}",
-        before=service.wall_json(before),
-        after=service.wall_json(after),
+        before=_json(_wall(before)),
+        after=_json(_wall(after)),
     )
     return reply(_wall(after))
 

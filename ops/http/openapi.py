@@ -34,7 +34,14 @@ def build_document(routes: Iterable[Route], *, title: str, version: str) -> dict
     """The OpenAPI document of ``routes``."""
     schemas: dict[str, Schema] = {}
     paths: dict[str, dict[str, Any]] = {}
+    operation_ids: dict[str, Route] = {}
     for route in sorted(routes, key=lambda r: (r.path, r.method)):
+        same = operation_ids.setdefault(route.operation_id, route)
+        if same is not route:
+            raise RuntimeError(
+                f"{route.method} {route.path} and {same.method} {same.path} have one "
+                f"operationId {route.operation_id}; rename a handler"
+            )
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, schemas)
     return {
         "openapi": "3.1.0",
