@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, Required, TypedDict, TypeVar, Unpack
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -83,6 +83,20 @@ class Route:
         return head + "".join(part.title() for part in rest)
 
 
+class Declaration(TypedDict, total=False):
+    """What a declaration names besides its method and path (see :meth:`Api.route`)."""
+
+    roles: Required[Access]
+    summary: Required[str]
+    response: Answer
+    responses: Mapping[int, Answer] | None
+    errors: Mapping[int, str] | None
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    description: str
+    path_params: Mapping[str, Schema] | None
+
+
 class Api:
     """The declared routes of one module."""
 
@@ -90,23 +104,29 @@ class Api:
         self.tag = tag
         self.routes: list[Route] = []
 
-    def get(self, pattern: str, **declaration: Any) -> Callable[[Handler], Handler]:
+    def get(self, pattern: str, **declaration: Unpack[Declaration]) -> Callable[[Handler], Handler]:
         """Declare a GET route over the decorated handler (no automatic HEAD)."""
         return self.route("GET", pattern, **declaration)
 
-    def post(self, pattern: str, **declaration: Any) -> Callable[[Handler], Handler]:
+    def post(
+        self, pattern: str, **declaration: Unpack[Declaration]
+    ) -> Callable[[Handler], Handler]:
         """Declare a POST route."""
         return self.route("POST", pattern, **declaration)
 
-    def put(self, pattern: str, **declaration: Any) -> Callable[[Handler], Handler]:
+    def put(self, pattern: str, **declaration: Unpack[Declaration]) -> Callable[[Handler], Handler]:
         """Declare a PUT route."""
         return self.route("PUT", pattern, **declaration)
 
-    def patch(self, pattern: str, **declaration: Any) -> Callable[[Handler], Handler]:
+    def patch(
+        self, pattern: str, **declaration: Unpack[Declaration]
+    ) -> Callable[[Handler], Handler]:
         """Declare a PATCH route."""
         return self.route("PATCH", pattern, **declaration)
 
-    def delete(self, pattern: str, **declaration: Any) -> Callable[[Handler], Handler]:
+    def delete(
+        self, pattern: str, **declaration: Unpack[Declaration]
+    ) -> Callable[[Handler], Handler]:
         """Declare a DELETE route."""
         return self.route("DELETE", pattern, **declaration)
 
