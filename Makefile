@@ -32,6 +32,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python -m ops.lint_routes
 
 ## bench: every bench in its quick form
 bench: $(VENV)/.installed

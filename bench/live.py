@@ -31,9 +31,9 @@ from bench.startup import free_port, throwaway_database
 from ops.app import Hub
 from ops.core.config import Config, load_config
 from ops.core.events import Topic
+from ops.http.sessions import COOKIE_NAME
 from ops.users import add_user
 from ops.web.app import serve
-from ops.web.sessions import COOKIE_NAME
 
 CLIENTS = 50
 RATE = 1000  # events per second

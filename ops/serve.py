@@ -17,8 +17,8 @@ from ops.app import Hub
 from ops.core.config import Config, WebConfig
 from ops.core.errors import ConfigError
 from ops.demo import DemoRoom, room_config
+from ops.http.errors import error_body
 from ops.web.app import SHUTDOWN_TIMEOUT, Served, create_app
-from ops.web.errors import error_body
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -20,7 +20,9 @@ from db import users as user_rows
 from db import walls as wall_rows
 from ops import audit, passwords
 from ops.core.errors import PoskoError
+from ops.http.models import Out
 from videowall.events import WALL_CHANGED, WallChanged
+from videowall.models import PresetOut, ScreenOut, WallOut
 from videowall.tiles import Layout, TileError, fit_tiles, parse_layout, parse_tile
 
 if TYPE_CHECKING:
@@ -154,8 +156,8 @@ async def put_wall(
             actor=actor,
             action="wall.create" if before is None else "wall.layout",
             target=f"wall:{name}",
-            before=None if before is None else wall_json(before),
-            after=wall_json(after),
+            before=None if before is None else _json(WallOut.of(before)),
+            after=_json(WallOut.of(after)),
         )
     _announce(bus, after, change="layout", actor=actor)
     audit.announce(bus, entry, source=SOURCE)
@@ -172,7 +174,11 @@ async def delete_wall(pool: Pool, bus: Bus, name: str, *, actor: str) -> None:
             await wall_rows.delete_user(conn, user_id)
         await wall_rows.delete_wall(conn, name)
         entry = await audit.write(
-            conn, actor=actor, action="wall.delete", target=f"wall:{name}", before=wall_json(wall)
+            conn,
+            actor=actor,
+            action="wall.delete",
+            target=f"wall:{name}",
+            before=_json(WallOut.of(wall)),
         )
     _announce(bus, wall, change="deleted", actor=actor, deleted=True)
     audit.announce(bus, entry, source=SOURCE)
@@ -250,8 +256,8 @@ async def save_preset(
             actor=actor,
             action="wall.preset_save",
             target=f"wall:{name}/preset:{preset}",
-            before=None if before is None else preset_json(before),
-            after=preset_json(after),
+            before=None if before is None else _json(PresetOut.model_validate(before)),
+            after=_json(PresetOut.model_validate(after)),
         )
     audit.announce(bus, entry, source=SOURCE)
     return before, after
@@ -271,7 +277,7 @@ async def delete_preset(pool: Pool, bus: Bus, name: str, preset: str, *, actor: 
             actor=actor,
             action="wall.preset_delete",
             target=f"wall:{name}/preset:{preset}",
-            before=preset_json(row),
+            before=_json(PresetOut.model_validate(row)),
         )
     audit.announce(bus, entry, source=SOURCE)
 
@@ -297,8 +303,8 @@ async def recall_preset(
             actor=actor,
             action="wall.preset_recall",
             target=f"wall:{name}/preset:{preset}",
-            before=wall_json(before),
-            after=wall_json(after),
+            before=_json(WallOut.of(before)),
+            after=_json(WallOut.of(after)),
         )
     _announce(bus, after, change="recall", actor=actor, preset=preset)
     audit.announce(bus, entry, source=SOURCE)
@@ -356,7 +362,7 @@ async def add_screen(
             actor=actor,
             action="wall.screen_add",
             target=f"wall:{name}/screen:{screen}",
-            after=screen_json(row),
+            after=_json(screen_out(row)),
         )
     audit.announce(bus, entry, source=SOURCE)
     return row, token
@@ -378,7 +384,7 @@ async def delete_screen(
             actor=actor,
             action="wall.screen_delete",
             target=f"wall:{name}/screen:{screen}",
-            before=screen_json(row),
+            before=_json(screen_out(row)),
         )
     audit.announce(bus, entry, source=SOURCE)
     return row
@@ -410,42 +416,21 @@ async def open_screen_session(
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def wall_json(wall: wall_rows.WallRow) -> dict[str, Any]:
-    """A wall as the API shows it."""
-    return {
-        "name": wall.name,
-        "title": wall.title,
-        "rows": wall.rows,
-        "columns": wall.columns,
-        "tiles": fit_tiles(wall.tiles, wall.rows * wall.columns),
-        "version": wall.version,
-        "updated_at": wall.updated_at.isoformat(),
-    }
-
-
-def preset_json(preset: wall_rows.PresetRow) -> dict[str, Any]:
-    """A preset as the API shows it."""
-    return {
-        "wall": preset.wall,
-        "name": preset.name,
-        "rows": preset.rows,
-        "columns": preset.columns,
-        "tiles": preset.tiles,
-        "created_by": preset.created_by,
-        "created_at": preset.created_at.isoformat(),
-    }
-
-
-def screen_json(screen: wall_rows.ScreenRow) -> dict[str, Any]:
+def screen_out(screen: wall_rows.ScreenRow) -> ScreenOut:
     """A paired screen as the API shows it (never its token)."""
-    return {
-        "wall": screen.wall,
-        "screen": screen.screen,
-        "device_id": screen_username(screen.wall, screen.screen),
-        "created_by": screen.created_by,
-        "created_at": screen.created_at.isoformat(),
-        "last_used_at": None if screen.last_used_at is None else screen.last_used_at.isoformat(),
-    }
+    return ScreenOut(
+        wall=screen.wall,
+        screen=screen.screen,
+        device_id=screen_username(screen.wall, screen.screen),
+        created_by=screen.created_by,
+        created_at=screen.created_at,
+        last_used_at=screen.last_used_at,
+    )
+
+
+def _json(model: Out) -> dict[str, Any]:
+    """A response model as plain JSON values, for the audit log."""
+    return model.model_dump(mode="json")
 
 
 def _announce(

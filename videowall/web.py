@@ -17,23 +17,46 @@ import datetime as dt
 import json
 import logging
 import re
-import socket
 import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from db.walls import ScreenRow, WallRow
 from ops.core.events import DEVICE_REPORTED, DeviceReported, Figure
-from ops.web import auditing, live, pages
-from ops.web.auth import ANONYMOUS
-from ops.web.errors import ApiError, read_json
-from ops.web.keys import HUB_KEY
-from ops.web.sessions import SessionUser, current_user, hash_token, new_token, set_session_cookie
+from ops.http import audit as auditing
+from ops.http import live
+from ops.http.assets import (
+    ASSETS_KEY,
+    CONTENT_SECURITY_POLICY,
+    NO_CACHE,
+    asset_response,
+    find_assets,
+)
+from ops.http.audit import ANONYMOUS
+from ops.http.errors import ApiError, read_json
+from ops.http.keys import HUB_KEY
+from ops.http.models import SessionOut, UserOut
+from ops.http.roles import ANY_ROLE, PUBLIC, SUPERVISOR_ONLY, WALL_OPERATORS
+from ops.http.routes import Api, Content, reply
+from ops.http.sessions import current_user, hash_token, new_token, set_session_cookie
+from ops.users import Role
 from videowall import service
+from videowall.models import (
+    ConsoleSettings,
+    MapSettings,
+    PairedScreen,
+    PresetOut,
+    Presets,
+    ScreenOut,
+    Screens,
+    WallOut,
+    Walls,
+)
 from videowall.tiles import NAME_PATTERN, Layout
 
 _LOGGER = logging.getLogger(__name__)
@@ -46,8 +69,9 @@ SCREEN_ACCOUNT_PREFIX = "wall:"
 #: Console panel modules other parts of the hub may ship as ``static/js/<name>.js``; each one
 #: present is mounted into the console region ``[data-panel=<name>]`` (see docs/console.md).
 PANEL_MODULES = ("cases", "units", "devices")
-# Natural Earth admin-1 outlines (public domain), shipped so the map needs no network.
-BUILT_IN_PROVINCES = pages.STATIC_DIR / "map" / "indonesia-provinces.geojson"
+# Natural Earth admin-1 outlines (public domain), shipped with the console's assets so the map
+# needs no network.
+BUILT_IN_PROVINCES = "map/indonesia-provinces.geojson"
 MAX_FIGURES = 32
 MAX_FIGURE_NAME = 64
 MAX_FIGURE_TEXT = 200
@@ -65,15 +89,24 @@ ZONE_LABELS: Final = {
 #: Open live sockets per wall screen device id: offline only when the last one closes.
 SCREEN_SOCKETS_KEY: Final = web.AppKey("screen_sockets", dict[str, int])
 
-routes = web.RouteTableDef()
+api = Api("walls")
+_NAME_SCHEMA = {"type": "string", "pattern": NAME_PATTERN}
+_WALL = {"name": _NAME_SCHEMA}
+_PRESET = {"name": _NAME_SCHEMA, "preset": _NAME_SCHEMA}
+_SCREEN = {"name": _NAME_SCHEMA, "screen": _NAME_SCHEMA}
+_NO_WALL = {404: "No such wall (code wall_not_found)."}
+_NO_PRESET = {404: "No such wall or preset (code wall_not_found, preset_not_found)."}
+_NO_SCREEN = {404: "No such wall or screen (code wall_not_found, screen_not_found)."}
 
 
 def setup(app: web.Application) -> None:
-    """Add the wall's routes, its assets beside the console's, and the page security hook."""
-    app.add_routes(routes)
+    """Add the wall's state, its assets beside the console's, and the page security hook.
+
+    The wall's routes are :data:`api`, installed with the app's others.
+    """
     app[SCREEN_SOCKETS_KEY] = {}
-    assets = app[pages.ASSETS_KEY]
-    assets.update({ASSET_PREFIX + key: path for key, path in pages.find_assets(STATIC_DIR).items()})
+    assets = app[ASSETS_KEY]
+    assets.update({ASSET_PREFIX + key: path for key, path in find_assets(STATIC_DIR).items()})
     app.on_response_prepare.insert(0, _map_tiles_policy)
 
 
@@ -111,23 +144,37 @@ class PairRequest(BaseModel):
 # -- walls --------------------------------------------------------------------------------------
 
 
-@routes.get("/api/v1/walls", allow_head=False)
+@api.get("/api/v1/walls", roles=ANY_ROLE, summary="Every wall with its layout.", response=Walls)
 async def list_walls(request: web.Request) -> web.Response:
     """Every wall with its layout."""
     walls = await service.list_walls(request.app[HUB_KEY].pool)
-    return web.json_response({"walls": [service.wall_json(wall) for wall in walls]})
+    return reply(Walls(walls=[_wall(wall) for wall in walls]))
 
 
-@routes.get("/api/v1/walls/{name}", allow_head=False)
+@api.get(
+    "/api/v1/walls/{name}",
+    roles=ANY_ROLE,
+    summary="One wall's layout.",
+    path_params=_WALL,
+    response=WallOut,
+    errors=_NO_WALL,
+)
 async def get_wall(request: web.Request) -> web.Response:
     """One wall's layout."""
     name = _wall_name(request)
     with _mapped():
         wall = await service.get_wall(request.app[HUB_KEY].pool, name)
-    return web.json_response(service.wall_json(wall))
+    return reply(_wall(wall))
 
 
-@routes.put("/api/v1/walls/{name}")
+@api.put(
+    "/api/v1/walls/{name}",
+    roles=SUPERVISOR_ONLY,
+    summary="Create a wall or replace its layout.",
+    path_params=_WALL,
+    body=Layout,
+    responses={200: WallOut, 201: WallOut},
+)
 async def put_wall(request: web.Request) -> web.Response:
     """Create a wall or replace its layout (supervisors)."""
     name = request.match_info["name"]
@@ -145,10 +192,17 @@ async def put_wall(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     with _mapped():
         before, after = await service.put_wall(hub.pool, hub.bus, name, layout, actor=user.username)
-    return web.json_response(service.wall_json(after), status=201 if before is None else 200)
+    return reply(_wall(after), status=201 if before is None else 200)
 
 
-@routes.delete("/api/v1/walls/{name}")
+@api.delete(
+    "/api/v1/walls/{name}",
+    roles=SUPERVISOR_ONLY,
+    summary="Remove a wall, its presets and its paired screens.",
+    path_params=_WALL,
+    responses={204: None},
+    errors=_NO_WALL,
+)
 async def delete_wall(request: web.Request) -> web.Response:
     """Remove a wall, its presets and its paired screens (supervisors)."""
     name = _wall_name(request)
@@ -159,7 +213,18 @@ async def delete_wall(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.put("/api/v1/walls/{name}/tiles/{index}")
+@api.put(
+    "/api/v1/walls/{name}/tiles/{index}",
+    roles=WALL_OPERATORS,
+    summary="Push a camera, case, map view or board to one tile.",
+    path_params={
+        **_WALL,
+        "index": {"type": "integer", "minimum": 0, "description": "The cell, row by row."},
+    },
+    body=_Object,
+    response=WallOut,
+    errors={404: "No such wall or tile (code wall_not_found, tile_not_found)."},
+)
 async def put_tile(request: web.Request) -> web.Response:
     """Push a camera, case, map view or board to one tile (operators, supervisors)."""
     name = _wall_name(request)
@@ -171,22 +236,37 @@ async def put_tile(request: web.Request) -> web.Response:
         after = await service.push_tile(
             hub.pool, hub.bus, name, index, body.root, actor=user.username
         )
-    return web.json_response(service.wall_json(after))
+    return reply(_wall(after))
 
 
 # -- presets ------------------------------------------------------------------------------------
 
 
-@routes.get("/api/v1/walls/{name}/presets", allow_head=False)
+@api.get(
+    "/api/v1/walls/{name}/presets",
+    roles=ANY_ROLE,
+    summary="A wall's saved layouts.",
+    path_params=_WALL,
+    response=Presets,
+    errors=_NO_WALL,
+)
 async def list_presets(request: web.Request) -> web.Response:
     """A wall's saved layouts."""
     name = _wall_name(request)
     with _mapped():
         presets = await service.list_presets(request.app[HUB_KEY].pool, name)
-    return web.json_response({"presets": [service.preset_json(preset) for preset in presets]})
+    return reply(Presets(presets=[PresetOut.model_validate(preset) for preset in presets]))
 
 
-@routes.post("/api/v1/walls/{name}/presets")
+@api.post(
+    "/api/v1/walls/{name}/presets",
+    roles=WALL_OPERATORS,
+    summary="Save the wall's current layout as a preset (201 new, 200 replaced).",
+    path_params=_WALL,
+    body=PresetRequest,
+    responses={200: PresetOut, 201: PresetOut},
+    errors=_NO_WALL,
+)
 async def save_preset(request: web.Request) -> web.Response:
     """Save the wall's current layout as a preset (operators, supervisors)."""
     name = _wall_name(request)
@@ -197,10 +277,17 @@ async def save_preset(request: web.Request) -> web.Response:
         before, after = await service.save_preset(
             hub.pool, hub.bus, name, body.name, actor=user.username
         )
-    return web.json_response(service.preset_json(after), status=201 if before is None else 200)
+    return reply(PresetOut.model_validate(after), status=201 if before is None else 200)
 
 
-@routes.delete("/api/v1/walls/{name}/presets/{preset}")
+@api.delete(
+    "/api/v1/walls/{name}/presets/{preset}",
+    roles=SUPERVISOR_ONLY,
+    summary="Remove a preset.",
+    path_params=_PRESET,
+    responses={204: None},
+    errors=_NO_PRESET,
+)
 async def delete_preset(request: web.Request) -> web.Response:
     """Remove a preset (supervisors)."""
     name = _wall_name(request)
@@ -212,7 +299,14 @@ async def delete_preset(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.post("/api/v1/walls/{name}/presets/{preset}/recall")
+@api.post(
+    "/api/v1/walls/{name}/presets/{preset}/recall",
+    roles=WALL_OPERATORS,
+    summary="Put a saved layout on the wall.",
+    path_params=_PRESET,
+    response=WallOut,
+    errors=_NO_PRESET,
+)
 async def recall_preset(request: web.Request) -> web.Response:
     """Put a saved layout on the wall (operators, supervisors)."""
     name = _wall_name(request)
@@ -221,22 +315,37 @@ async def recall_preset(request: web.Request) -> web.Response:
     hub = request.app[HUB_KEY]
     with _mapped():
         after = await service.recall_preset(hub.pool, hub.bus, name, preset, actor=user.username)
-    return web.json_response(service.wall_json(after))
+    return reply(_wall(after))
 
 
 # -- screens ------------------------------------------------------------------------------------
 
 
-@routes.get("/api/v1/walls/{name}/screens", allow_head=False)
+@api.get(
+    "/api/v1/walls/{name}/screens",
+    roles=SUPERVISOR_ONLY,
+    summary="The screens paired to a wall.",
+    path_params=_WALL,
+    response=Screens,
+    errors=_NO_WALL,
+)
 async def list_screens(request: web.Request) -> web.Response:
     """The screens paired to a wall (supervisors)."""
     name = _wall_name(request)
     with _mapped():
         screens = await service.list_screens(request.app[HUB_KEY].pool, name)
-    return web.json_response({"screens": [service.screen_json(screen) for screen in screens]})
+    return reply(Screens(screens=[_screen(screen) for screen in screens]))
 
 
-@routes.post("/api/v1/walls/{name}/screens")
+@api.post(
+    "/api/v1/walls/{name}/screens",
+    roles=SUPERVISOR_ONLY,
+    summary="Pair a screen: answers its token once, and the address to open on the screen.",
+    path_params=_WALL,
+    body=ScreenRequest,
+    responses={201: PairedScreen},
+    errors={**_NO_WALL, 409: "The screen is paired already (code screen_exists)."},
+)
 async def add_screen(request: web.Request) -> web.Response:
     """Pair a screen: answers its token once, and the address to open on the screen."""
     name = _wall_name(request)
@@ -247,17 +356,26 @@ async def add_screen(request: web.Request) -> web.Response:
         row, token = await service.add_screen(
             hub.pool, hub.bus, name, body.screen, actor=user.username
         )
-    return web.json_response(
-        {
-            **service.screen_json(row),
-            "token": token,
-            "pair_path": f"/wall/{name}?screen={body.screen}#pair={token}",
-        },
+    return reply(
+        PairedScreen.model_validate(
+            {
+                **dict(_screen(row)),
+                "token": token,
+                "pair_path": f"/wall/{name}?screen={body.screen}#pair={token}",
+            }
+        ),
         status=201,
     )
 
 
-@routes.delete("/api/v1/walls/{name}/screens/{screen}")
+@api.delete(
+    "/api/v1/walls/{name}/screens/{screen}",
+    roles=SUPERVISOR_ONLY,
+    summary="Unpair a screen: its token, account and sessions stop working at once.",
+    path_params=_SCREEN,
+    responses={204: None},
+    errors=_NO_SCREEN,
+)
 async def delete_screen(request: web.Request) -> web.Response:
     """Unpair a screen: its token, account and sessions stop working at once (supervisors)."""
     name = _wall_name(request)
@@ -270,7 +388,15 @@ async def delete_screen(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.post("/api/v1/walls/{name}/screens/{screen}/session")
+@api.post(
+    "/api/v1/walls/{name}/screens/{screen}/session",
+    roles=PUBLIC,
+    summary="A paired screen signs in with its token (the token is the credential).",
+    path_params=_SCREEN,
+    body=PairRequest,
+    response=SessionOut,
+    errors={401: "The token is not valid for this screen (code invalid_credentials)."},
+)
 async def pair_screen(request: web.Request) -> web.Response:
     """A paired screen signs in with its token (public: the token is the credential)."""
     name = _wall_name(request)
@@ -299,16 +425,16 @@ async def pair_screen(request: web.Request) -> web.Response:
         raise ApiError(401, "invalid_credentials", "this screen token is not valid for this wall")
     row, expires_at = opened
     username = service.screen_username(name, screen)
-    response = web.json_response(
-        {
-            "user": {
-                "id": row.user_id,
-                "username": username,
-                "role": "viewer",
-                "display_name": f"{name} / {screen}",
-            },
-            "expires_at": expires_at.isoformat(),
-        }
+    response = reply(
+        SessionOut(
+            user=UserOut(
+                id=row.user_id,
+                username=username,
+                role=Role.VIEWER,
+                display_name=f"{name} / {screen}",
+            ),
+            expires_at=expires_at,
+        )
     )
     set_session_cookie(response, request, session, expires_at)
     return response
@@ -317,15 +443,35 @@ async def pair_screen(request: web.Request) -> web.Response:
 # -- the wall page and its feed -----------------------------------------------------------------
 
 
-@routes.get("/wall/{name}", allow_head=False)
+@api.get(
+    "/wall/{name}",
+    roles=PUBLIC,
+    summary="The wall page (it signs in as a paired screen or a viewer).",
+    path_params=_WALL,
+    response=Content("text/html", description="HTML."),
+    errors=_NO_WALL,
+)
 async def wall_page(request: web.Request) -> web.FileResponse:
     """The wall page (public shell; it signs in as a paired screen or a viewer)."""
     _wall_name(request)
-    path = request.app[pages.ASSETS_KEY][ASSET_PREFIX + "wall.html"]
-    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+    return asset_response(request, ASSET_PREFIX + "wall.html")
 
 
-@routes.get("/api/v1/walls/{name}/live", allow_head=False)
+@api.get(
+    "/api/v1/walls/{name}/live",
+    roles=ANY_ROLE,
+    summary="The live feed of one wall screen (WebSocket), which reports its heartbeat.",
+    description=(
+        "As /api/v1/live; a screen also sends "
+        '{"type": "heartbeat", "figures": {...}} and gets {"type": "heartbeat"} back.'
+    ),
+    path_params=_WALL,
+    responses={101: Content("", description="Switched to the WebSocket protocol.")},
+    errors={
+        400: "Not a WebSocket handshake (websocket_required) or a bad screen name.",
+        **_NO_WALL,
+    },
+)
 async def wall_live(request: web.Request) -> web.WebSocketResponse:
     """The live feed of one wall screen, which also reports the screen's heartbeat."""
     name = _wall_name(request)
@@ -339,25 +485,12 @@ async def wall_live(request: web.Request) -> web.WebSocketResponse:
     if user.username.startswith(SCREEN_ACCOUNT_PREFIX) and user.username != device_id:
         # A paired screen reports as itself only, so device health is never misled.
         raise ApiError(403, "forbidden", f"this screen is paired as {user.username}", "screen")
-    _refuse_cross_origin(request)
-    ws = web.WebSocketResponse(
-        heartbeat=live.HEARTBEAT, max_msg_size=live.MAX_CLIENT_MESSAGE, timeout=live.CLOSE_TIMEOUT
+    return await live.serve_live(
+        request,
+        lambda request, ws, name: WallScreenClient(
+            request, ws, name, wall=wall.name, screen=screen
+        ),
     )
-    if not ws.can_prepare(request).ok:
-        raise ApiError(400, "websocket_required", "this endpoint speaks WebSocket only")
-    await ws.prepare(request)
-    _shrink_send_buffer(request)
-    clients = request.app[live.LIVE_CLIENTS_KEY]
-    client = WallScreenClient(request, ws, user, clients.next_name(), wall=wall.name, screen=screen)
-    clients.add(client)
-    try:
-        await client.run()
-    except Exception:
-        _LOGGER.exception("wall screen %s crashed", client.device_id)
-        await client.close(WSCloseCode.INTERNAL_ERROR, "internal error")
-    finally:
-        clients.discard(client)
-    return ws
 
 
 class WallScreenClient(live.LiveClient):
@@ -370,18 +503,17 @@ class WallScreenClient(live.LiveClient):
         self,
         request: web.Request,
         ws: web.WebSocketResponse,
-        user: SessionUser,
         name: str,
         *,
         wall: str,
         screen: str,
     ) -> None:
-        super().__init__(request, ws, user, name)
+        super().__init__(request, ws, name)
         self.wall = wall
         self.screen = screen
         self.device_id = service.screen_username(wall, screen)
         # Only a paired screen's own account is the screen; a person watching is not a device.
-        self.is_device = user.username == self.device_id
+        self.is_device = self.user.username == self.device_id
         self._bus = request.app[HUB_KEY].bus
         self._sockets = request.app[SCREEN_SOCKETS_KEY]
 
@@ -455,41 +587,52 @@ def _figures(value: Any) -> dict[str, Figure] | None:
 # -- console settings ---------------------------------------------------------------------------
 
 
-@routes.get("/api/v1/console/settings", allow_head=False)
+@api.get(
+    "/api/v1/console/settings",
+    roles=ANY_ROLE,
+    summary="The room's time zone and the map's centre, outline and optional layers.",
+    response=ConsoleSettings,
+)
 async def console_settings(request: web.Request) -> web.Response:
     """What the console and the wall need to draw: time zone, map centre, optional layers."""
     cfg = request.app[HUB_KEY].config
     zone = cfg.hub.timezone
-    return web.json_response(
-        {
-            "hub_id": cfg.hub.id,
-            "panels": [
-                name for name in PANEL_MODULES if f"js/{name}.js" in request.app[pages.ASSETS_KEY]
-            ],
-            "timezone": zone,
-            "zone_label": ZONE_LABELS.get(zone, _zone_abbreviation(zone)),
-            "map": {
-                "center": [cfg.map.center_lat, cfg.map.center_lon],
-                "zoom": cfg.map.zoom,
-                "outline": "/static/map/indonesia.geojson",
-                "provinces": "/api/v1/map/provinces",
-                "tile_url": cfg.map.tile_url,
-                "tile_attribution": cfg.map.tile_attribution,
-            },
-        }
+    return reply(
+        ConsoleSettings(
+            hub_id=cfg.hub.id,
+            panels=[name for name in PANEL_MODULES if f"js/{name}.js" in request.app[ASSETS_KEY]],
+            timezone=zone,
+            zone_label=ZONE_LABELS.get(zone, _zone_abbreviation(zone)),
+            map=MapSettings(
+                center=[cfg.map.center_lat, cfg.map.center_lon],
+                zoom=cfg.map.zoom,
+                outline="/static/map/indonesia.geojson",
+                provinces="/api/v1/map/provinces",
+                tile_url=cfg.map.tile_url,
+                tile_attribution=cfg.map.tile_attribution,
+            ),
+        )
     )
 
 
-@routes.get("/api/v1/map/provinces", allow_head=False)
+@api.get(
+    "/api/v1/map/provinces",
+    roles=ANY_ROLE,
+    summary="The province outlines (GeoJSON).",
+    response=Content("application/geo+json", {"type": "object"}, "GeoJSON."),
+    errors={404: "The configured outline file is missing (code not_found)."},
+)
 async def provinces(request: web.Request) -> web.FileResponse:
     """The province outlines (GeoJSON): the room's own file, else the built-in ones."""
-    path = request.app[HUB_KEY].config.map.provinces_file or BUILT_IN_PROVINCES
+    path = request.app[HUB_KEY].config.map.provinces_file or request.app[ASSETS_KEY].get(
+        BUILT_IN_PROVINCES, Path(BUILT_IN_PROVINCES)
+    )
     if not path.is_file():
         raise ApiError(
             404, "not_found", f"the province outline file {path} is missing ([map] provinces_file)"
         )
     return web.FileResponse(
-        path, headers={"Content-Type": "application/geo+json", "Cache-Control": "no-cache"}
+        path, headers={"Content-Type": "application/geo+json", "Cache-Control": NO_CACHE}
     )
 
 
@@ -537,26 +680,19 @@ def _tile_index(request: web.Request) -> int:
     return int(raw)
 
 
+def _wall(wall: WallRow) -> WallOut:
+    return WallOut.of(wall)
+
+
+def _screen(screen: ScreenRow) -> ScreenOut:
+    return service.screen_out(screen)
+
+
 def _zone_abbreviation(zone: str) -> str:
     try:
         return dt.datetime.now(zoneinfo.ZoneInfo(zone)).tzname() or zone
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return zone
-
-
-def _refuse_cross_origin(request: web.Request) -> None:
-    """As the console's feed: browsers send cookies cross-site, so only our pages connect."""
-    origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
-        raise ApiError(403, "forbidden", "live connections are accepted only from this hub's pages")
-
-
-def _shrink_send_buffer(request: web.Request) -> None:
-    transport = request.transport
-    sock = None if transport is None else transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, live.SEND_BUFFER)
 
 
 async def _map_tiles_policy(request: web.Request, response: web.StreamResponse) -> None:
@@ -566,6 +702,6 @@ async def _map_tiles_policy(request: web.Request, response: web.StreamResponse) 
         return
     parts = urlsplit(tile_url)
     origin = f"{parts.scheme}://{parts.netloc}".replace("{s}", "*")
-    response.headers["Content-Security-Policy"] = pages.CONTENT_SECURITY_POLICY.replace(
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
         "img-src 'self' data:", f"img-src 'self' data: {origin}"
     )

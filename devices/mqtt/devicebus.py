@@ -30,7 +30,6 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
 from ops.core.adapter import AdapterContext
@@ -48,6 +47,7 @@ from ops.core.events import (
     Figure,
 )
 from ops.core.mqtt import MqttMessage, MqttPort
+from ops.core.ratelimit import RateLimiter
 from ops.core.warnonce import WarnOnce
 
 _LOGGER = logging.getLogger(__name__)
@@ -86,14 +86,6 @@ class Rejected(ValueError):  # noqa: N818 - reads as the message's fate
         self.reason = reason
 
 
-@dataclass(slots=True)
-class _Bucket:
-    """A token bucket: ``rate`` messages per second on average, ``burst`` at once."""
-
-    tokens: float
-    stamp: float
-
-
 class DeviceBus:
     """The adapter-side mapping of the device topics; ``run`` carries commands to devices."""
 
@@ -125,7 +117,8 @@ class DeviceBus:
         self._base = link.topic("devices") + "/"
         self._kinds: dict[str, str] = {}
         self._figure_names: dict[str, set[str]] = {}
-        self._buckets: dict[str, _Bucket] = {}
+        # Made-up ids beyond this many are a flood: the stalest are forgotten, not grown.
+        self._limiter = RateLimiter(rate, self.burst, max_keys=MAX_SOURCES * 10, clock=clock)
         self._warn = WarnOnce(_LOGGER, MAX_SOURCES)
         self._pending: dict[str, tuple[str, float]] = {}
         self._attached = False
@@ -381,18 +374,7 @@ class DeviceBus:
         return device_id
 
     def _take(self, source: str) -> bool:
-        now = self._clock()
-        bucket = self._buckets.get(source)
-        if bucket is None:
-            if len(self._buckets) >= MAX_SOURCES * 10:
-                self._buckets.clear()  # a flood of made-up ids: start afresh rather than grow
-            bucket = self._buckets[source] = _Bucket(self.burst, now)
-        bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.stamp) * self.rate)
-        bucket.stamp = now
-        if bucket.tokens < 1.0:
-            return False
-        bucket.tokens -= 1.0
-        return True
+        return self._limiter.attempt(source).allowed
 
     def _reject(self, source: str, exc: Rejected, topic: str) -> None:
         if (source, exc.reason) not in self.rejected and len(self.rejected) >= MAX_SOURCES:

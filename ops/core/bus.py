@@ -11,6 +11,7 @@ import collections
 import enum
 import itertools
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
@@ -32,6 +33,8 @@ _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_MAXSIZE = 1000
+#: Topic names whose exclusion by pattern a subscription remembers (topic names are few).
+EXCLUSION_CACHE = 1024
 #: An ALARM subscriber raises its alarm at this fill ratio, before anything is dropped.
 ALARM_HIGH_WATER = 0.8
 #: ...and re-arms once it has drained below this one.
@@ -58,6 +61,7 @@ class Subscription:
         topics: frozenset[str] | None,
         *,
         excluded: frozenset[str] = frozenset(),
+        excluded_patterns: tuple[re.Pattern[str], ...] = (),
         maxsize: int,
         overflow: Overflow,
         name: str,
@@ -71,6 +75,8 @@ class Subscription:
         self._bus = bus
         self._topics = topics
         self._excluded = excluded
+        self._excluded_patterns = excluded_patterns
+        self._excluded_by_pattern: dict[str, bool] = {}
         self._queue: collections.deque[Envelope[Any]] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
@@ -97,8 +103,20 @@ class Subscription:
     def wants(self, topic: Topic[Any]) -> bool:
         """Whether events of ``topic`` belong in this queue."""
         if self._topics is None:
-            return topic.name not in self._excluded
+            return not self._is_excluded(topic.name)
         return topic.name in self._topics
+
+    def _is_excluded(self, name: str) -> bool:
+        if name in self._excluded:
+            return True
+        if not self._excluded_patterns:
+            return False
+        verdict = self._excluded_by_pattern.get(name)
+        if verdict is None:
+            verdict = any(pattern.fullmatch(name) for pattern in self._excluded_patterns)
+            if len(self._excluded_by_pattern) < EXCLUSION_CACHE:
+                self._excluded_by_pattern[name] = verdict
+        return verdict
 
     def get_nowait(self) -> Envelope[Any] | None:
         """Return the next event, or None if the queue is empty."""
@@ -273,9 +291,12 @@ class Bus:
         overflow: Overflow = Overflow.DROP_OLDEST,
         name: str | None = None,
         replay_state: bool = True,
-        exclude: Iterable[Topic[Any]] = (),
+        exclude: Iterable[Topic[Any] | str] = (),
     ) -> Subscription:
         """Open a subscription to some topics (None: every topic but those in ``exclude``).
+
+        An ``exclude`` entry is a topic, or a pattern of topic names in which ``*`` stands for one
+        dot-separated part (``channel.*.send`` leaves out every channel's send commands).
 
         With ``replay_state`` the subscriber first receives the last value of each key of every
         state topic it asked for, so a reconnecting wall needs no separate snapshot call.
@@ -286,10 +307,12 @@ class Bus:
             names = frozenset({topics.name})
         else:
             names = frozenset(t.name for t in topics)
+        excluded = {t.name if isinstance(t, Topic) else t for t in exclude}
         subscription = Subscription(
             self,
             names,
-            excluded=frozenset(t.name for t in exclude),
+            excluded=frozenset(name for name in excluded if "*" not in name),
+            excluded_patterns=tuple(_topic_pattern(name) for name in excluded if "*" in name),
             maxsize=maxsize,
             overflow=overflow,
             name=name or f"subscriber-{next(self._names)}",
@@ -373,3 +396,8 @@ class Bus:
                     subscription._offer(envelope)  # noqa: SLF001
         finally:
             self._reporting = False
+
+
+def _topic_pattern(pattern: str) -> re.Pattern[str]:
+    """A topic pattern as a regular expression: ``*`` is one part of a dotted name."""
+    return re.compile("[^.]+".join(re.escape(part) for part in pattern.split("*")))

@@ -11,32 +11,56 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ops.app import Hub
+from ops.http import live as live_feed
+from ops.http.access import access_middleware
+from ops.http.assets import ASSETS_KEY, find_assets
+from ops.http.errors import error_middleware
+from ops.http.keys import HUB_KEY, METRICS_REGISTRY_KEY
+from ops.http.routes import Api, check_declared, install
 from ops.web import auditing, auth, cases, health, live, openapi, pages, public, status
 from ops.web import devices as devices_web
 from ops.web import dispatch as dispatch_web
 from ops.web import units as units_web
-from ops.web.access import access_middleware, check_table
 from ops.web.devices_metrics import register_metrics as register_device_metrics
-from ops.web.errors import error_middleware
-from ops.web.keys import HUB_KEY, METRICS_REGISTRY_KEY
 from ops.web.metrics import create_registry
 from videowall import web as videowall_web
 
+if TYPE_CHECKING:
+    from ops.app import Hub
+
 _LOGGER = logging.getLogger(__name__)
 
-__all__ = ["HUB_KEY", "Served", "create_app", "serve"]
+__all__ = ["APIS", "HUB_KEY", "Served", "create_app", "serve"]
 
 #: Seconds aiohttp waits for open requests when the server stops.
 SHUTDOWN_TIMEOUT = 5.0
 
 
+#: Every route the app serves, each declared once in its module.
+APIS: tuple[Api, ...] = (
+    health.api,
+    pages.api,
+    openapi.api,
+    auth.api,
+    status.api,
+    auditing.api,
+    live.api,
+    cases.api,
+    public.api,
+    devices_web.api,
+    units_web.api,
+    dispatch_web.api,
+    videowall_web.api,
+)
+
+
 def create_app(hub: Hub) -> web.Application:
     """Build the application for a started hub (the caller owns the hub's lifetime)."""
-    clients = live.LiveClients()
+    clients = live_feed.LiveClients()
     registry, http_metrics = create_registry(hub, lambda: len(clients))
     register_device_metrics(registry, hub)
     app = web.Application(
@@ -45,32 +69,18 @@ def create_app(hub: Hub) -> web.Application:
     )
     app[HUB_KEY] = hub
     app[METRICS_REGISTRY_KEY] = registry
-    app[live.LIVE_CLIENTS_KEY] = clients
+    app[live_feed.LIVE_CLIENTS_KEY] = clients
     app[auth.LOGIN_LIMITER_KEY] = auth.create_login_limiter(
         hub.config.web.login_attempts_per_minute
     )
-    app[pages.ASSETS_KEY] = pages.find_assets()
-    for table in (
-        health.routes,
-        pages.routes,
-        openapi.routes,
-        auth.routes,
-        status.routes,
-        auditing.routes,
-        live.routes,
-        cases.routes,
-        public.routes,
-        devices_web.routes,
-        units_web.routes,
-        dispatch_web.routes,
-    ):
-        app.add_routes(table)
+    app[ASSETS_KEY] = find_assets(pages.STATIC_DIR)
+    install(app, *APIS)
     public.install(app, hub.config.cases)
     videowall_web.setup(app)
-    check_table(app)
-    openapi.openapi_document()  # built now, so a document out of step fails here, not later
+    check_declared(app)
+    openapi.install_document(app)
     app.on_response_prepare.append(pages.add_security_headers)
-    app.on_shutdown.append(live.close_live_clients)
+    app.on_shutdown.append(live_feed.close_live_clients)
     return app
 
 

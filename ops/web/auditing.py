@@ -1,66 +1,24 @@
-"""The audit log from the web: recording what people do here, and reading it back (supervisors).
+"""The audit log read back (supervisors), newest first, paged by id.
 
-Entries are paged newest first by id (keyset paging): ``before_id`` is the last id of the previous
-page, so a page never shifts when new entries arrive meanwhile.
+Keyset paging: ``before_id`` is the last id of the previous page, so a page never shifts when
+new entries arrive meanwhile. Entries are written by :func:`ops.http.audit.record`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from db import audit
-from ops.core.events import AUDIT_RECORDED, AuditRecorded
-from ops.web.encode import to_jsonable
-from ops.web.errors import validation_error
-from ops.web.keys import HUB_KEY
+from ops.http.keys import HUB_KEY
+from ops.http.models import AnyJson, Out, Time
+from ops.http.roles import SUPERVISOR_ONLY
+from ops.http.routes import Api, read_query, reply
 
-#: The bus source of the audit entries the web writes.
-SOURCE = "web"
 DEFAULT_PAGE = 100
 MAX_PAGE = 500
 
-routes = web.RouteTableDef()
-
-
-async def record(
-    request: web.Request,
-    *,
-    actor: str,
-    action: str,
-    target: str | None = None,
-    before: Any = None,
-    after: Any = None,
-    detail: dict[str, Any] | None = None,
-) -> int:
-    """Append an entry on its own and announce it on the bus; return its id.
-
-    Only for entries that record no change of their own (a refused sign-in); a change writes its
-    entry in its own transaction with :func:`ops.audit.write`.
-
-    The bus copy leaves ``detail`` out (it may hold client addresses): every live client,
-    whatever its role, sees that topic.
-    """
-    hub = request.app[HUB_KEY]
-    async with hub.pool.acquire() as conn:
-        entry_id = await audit.append(
-            conn,
-            actor=actor,
-            action=action,
-            target=target,
-            before=before,
-            after=after,
-            detail=detail,
-        )
-    hub.bus.publish(
-        AUDIT_RECORDED,
-        AuditRecorded(actor=actor, action=action, target=target),
-        source=SOURCE,
-        key=str(entry_id),
-    )
-    return entry_id
+api = Api("audit")
 
 
 class AuditQuery(BaseModel):
@@ -69,18 +27,45 @@ class AuditQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
-    before_id: int | None = Field(default=None, ge=1)
+    before_id: int | None = Field(
+        default=None, ge=1, description="Only entries older than this id (next_before_id)."
+    )
     actor: str | None = Field(default=None, min_length=1, max_length=200)
     target: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-@routes.get("/api/v1/audit", allow_head=False)
+class AuditEntry(Out):
+    """One entry of the audit trail."""
+
+    id: int
+    at: Time
+    actor: str = Field(description="A username, 'anonymous', or 'cli'.")
+    action: str = Field(examples=["auth.login", "user.add"])
+    target: str | None = Field(examples=["user:budi"])
+    before: AnyJson
+    after: AnyJson
+    detail: AnyJson
+
+
+class AuditPage(Out):
+    """One page of audit entries, newest first."""
+
+    entries: list[AuditEntry]
+    next_before_id: int | None = Field(
+        description="Pass as before_id for the next (older) page; null on the last."
+    )
+
+
+@api.get(
+    "/api/v1/audit",
+    roles=SUPERVISOR_ONLY,
+    summary="Audit entries, newest first, paged by id.",
+    query=AuditQuery,
+    response=AuditPage,
+)
 async def list_audit(request: web.Request) -> web.Response:
     """Recent audit entries, newest first, with the ``before_id`` of the next page."""
-    try:
-        query = AuditQuery.model_validate(dict(request.query))
-    except ValidationError as exc:
-        raise validation_error(exc) from None
+    query = read_query(request, AuditQuery)
     async with request.app[HUB_KEY].pool.acquire() as conn:
         rows = await audit.list_entries(
             conn,
@@ -89,18 +74,9 @@ async def list_audit(request: web.Request) -> web.Response:
             actor=query.actor,
             target=query.target,
         )
-    entries = [
-        {
-            "id": row.id,
-            "at": row.at.isoformat(),
-            "actor": row.actor,
-            "action": row.action,
-            "target": row.target,
-            "before": to_jsonable(row.before),
-            "after": to_jsonable(row.after),
-            "detail": to_jsonable(row.detail),
-        }
-        for row in rows
-    ]
     next_before = rows[-1].id if len(rows) == query.limit else None
-    return web.json_response({"entries": entries, "next_before_id": next_before})
+    return reply(
+        AuditPage(
+            entries=[AuditEntry.model_validate(row) for row in rows], next_before_id=next_before
+        )
+    )

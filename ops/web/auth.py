@@ -7,19 +7,20 @@ limited per (client address, username) so a password cannot be guessed quickly f
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from db import users as user_rows
-from ops.users import MAX_PASSWORD_LENGTH, authenticate, normalize_username
-from ops.web.auditing import record
-from ops.web.errors import ApiError, read_json
-from ops.web.keys import HUB_KEY
-from ops.web.live import LIVE_CLIENTS_KEY
-from ops.web.ratelimit import RateLimiter
-from ops.web.sessions import (
+from ops.core.ratelimit import RateLimiter
+from ops.http.audit import ANONYMOUS, record
+from ops.http.errors import ApiError, read_json
+from ops.http.keys import HUB_KEY
+from ops.http.live import LIVE_CLIENTS_KEY
+from ops.http.models import SessionOut, UserOut
+from ops.http.roles import ANY_ROLE, PUBLIC
+from ops.http.routes import Api, reply
+from ops.http.sessions import (
     clear_session_cookie,
     close_session,
     current_user,
@@ -28,13 +29,13 @@ from ops.web.sessions import (
     session_token,
     set_session_cookie,
 )
+from ops.users import MAX_PASSWORD_LENGTH, Role, authenticate, normalize_username
 
 _LOGGER = logging.getLogger(__name__)
 
 LOGIN_LIMITER_KEY = web.AppKey("login_limiter", RateLimiter)
-ANONYMOUS = "anonymous"
 
-routes = web.RouteTableDef()
+api = Api("auth")
 
 
 class LoginRequest(BaseModel):
@@ -46,7 +47,22 @@ class LoginRequest(BaseModel):
     password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
 
 
-@routes.post("/api/v1/auth/login")
+@api.post(
+    "/api/v1/auth/login",
+    roles=PUBLIC,
+    summary="Sign in; sets the session cookie.",
+    description=(
+        "A wrong username and a wrong password give the same 401. Attempts are limited per "
+        "client address and username (web.login_attempts_per_minute); past the limit 429 "
+        "with Retry-After."
+    ),
+    body=LoginRequest,
+    response=SessionOut,
+    errors={
+        401: "Wrong username or password (code invalid_credentials).",
+        429: "Too many attempts (code too_many_requests); Retry-After says how long to wait.",
+    },
+)
 async def login(request: web.Request) -> web.Response:
     """Check the credentials and open a session; 401 ``invalid_credentials`` otherwise."""
     hub = request.app[HUB_KEY]
@@ -91,17 +107,27 @@ async def login(request: web.Request) -> web.Response:
         replaces=None if previous is None else hash_token(previous),
     )
     _LOGGER.info("%s signed in from %s", user.username, remote)
-    response = web.json_response(
-        {
-            "user": user_json(user.id, user.username, user.role, user.display_name),
-            "expires_at": expires_at.isoformat(),
-        }
+    response = reply(
+        SessionOut(
+            user=UserOut(
+                id=user.id,
+                username=user.username,
+                role=Role(user.role),
+                display_name=user.display_name,
+            ),
+            expires_at=expires_at,
+        )
     )
     set_session_cookie(response, request, token, expires_at)
     return response
 
 
-@routes.post("/api/v1/auth/logout")
+@api.post(
+    "/api/v1/auth/logout",
+    roles=ANY_ROLE,
+    summary="Sign out: ends the session, drops the cookie, closes its live sockets.",
+    responses={204: None},
+)
 async def logout(request: web.Request) -> web.Response:
     """End the caller's session and drop its cookie."""
     user = current_user(request)
@@ -112,26 +138,26 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
-@routes.get("/api/v1/auth/me", allow_head=False)
+@api.get("/api/v1/auth/me", roles=ANY_ROLE, summary="The signed-in user.", response=SessionOut)
 async def me(request: web.Request) -> web.Response:
     """The signed-in user and when the session ends."""
     user = current_user(request)
     async with request.app[HUB_KEY].pool.acquire() as conn:
         row = await user_rows.get_user(conn, user.user_id)
     display_name = row.display_name if row is not None else None
-    return web.json_response(
-        {
-            "user": user_json(user.user_id, user.username, user.role, display_name),
-            "expires_at": user.expires_at.isoformat(),
-        }
+    return reply(
+        SessionOut(
+            user=UserOut(
+                id=user.user_id,
+                username=user.username,
+                role=user.role,
+                display_name=display_name,
+            ),
+            expires_at=user.expires_at,
+        )
     )
-
-
-def user_json(user_id: int, username: str, role: str, display_name: str | None) -> dict[str, Any]:
-    """A user as the API shows it (never the password hash)."""
-    return {"id": user_id, "username": username, "role": str(role), "display_name": display_name}
 
 
 def create_login_limiter(attempts_per_minute: int) -> RateLimiter:
     """The per-app login limiter."""
-    return RateLimiter(attempts_per_minute, 60.0)
+    return RateLimiter.per_minute(attempts_per_minute)

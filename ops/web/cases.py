@@ -11,11 +11,11 @@ import base64
 import binascii
 import json
 from collections.abc import Awaitable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from db import cases as case_rows
 from db import categories
@@ -33,22 +33,42 @@ from ops.cases.model import (
     STATUSES,
     CaseText,
 )
-from ops.web import auditing
-from ops.web.errors import ApiError, read_json, validation_error
-from ops.web.keys import HUB_KEY
-from ops.web.sessions import current_user
+from ops.http.audit import SOURCE
+from ops.http.errors import ApiError, read_json
+from ops.http.keys import HUB_KEY
+from ops.http.roles import ANY_ROLE, CASE_WORKERS, SUPERVISOR_ONLY
+from ops.http.routes import Api, read_query, reply
+from ops.http.sessions import current_user
+from ops.web.case_models import (
+    Agencies,
+    AgencyOut,
+    CaseDetail,
+    CaseEvents,
+    CaseOut,
+    CasePage,
+    Categories,
+    CategoryOut,
+    HistoryEntry,
+    NoteOut,
+    Priority,
+    RoutingRule,
+    RoutingRules,
+    Status,
+)
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_ID = 2**63 - 1
 
 T = TypeVar("T")
-Priority = Literal["critical", "high", "medium", "low"]
-Status = Literal[
-    "new", "triaged", "assigned", "in_progress", "resolved", "closed", "rejected", "reopened"
-]
+_CASE_ID = {"type": "integer", "minimum": 1}
+_NOT_FOUND = {404: "No such case (code not_found)."}
+_CONFLICT = {
+    409: "The life cycle does not allow this step (code invalid_transition; the message names "
+    "both states) or the link would chain duplicates (code link_refused)."
+}
 
-routes = web.RouteTableDef()
+api = Api("cases")
 
 
 class _Body(BaseModel):
@@ -183,13 +203,16 @@ class CaseQuery(BaseModel):
 # -- queue and intake ---------------------------------------------------------------------------
 
 
-@routes.get("/api/v1/cases", allow_head=False)
+@api.get(
+    "/api/v1/cases",
+    roles=ANY_ROLE,
+    summary="The case queue: by priority, then SLA due time, paged by keyset cursor.",
+    query=CaseQuery,
+    response=CasePage,
+)
 async def list_cases(request: web.Request) -> web.Response:
     """One page of the queue with the cursor of the next."""
-    try:
-        query = CaseQuery.model_validate(dict(request.query))
-    except ValidationError as exc:
-        raise validation_error(exc) from None
+    query = read_query(request, CaseQuery)
     after = None if query.cursor is None else decode_cursor(query.cursor)
     filters = case_rows.CaseFilter(
         statuses=None if query.status is None else tuple(query.status.split(",")),
@@ -206,10 +229,20 @@ async def list_cases(request: web.Request) -> web.Response:
     async with request.app[HUB_KEY].pool.acquire() as conn:
         rows = await case_rows.list_cases(conn, filters, limit=query.limit, after=after)
     cursor = encode_cursor(rows[-1]) if len(rows) == query.limit else None
-    return web.json_response({"cases": [case_json(row) for row in rows], "next_cursor": cursor})
+    return reply(CasePage(cases=[CaseOut.of(row) for row in rows], next_cursor=cursor))
 
 
-@routes.post("/api/v1/cases")
+@api.post(
+    "/api/v1/cases",
+    roles=CASE_WORKERS,
+    summary="Take a report (call-taker form, API client); 201 once committed.",
+    description=(
+        "Routing (agency, SLA) runs at intake; a likely duplicate is named in duplicate_of. "
+        "An unknown category gives 400 unknown_category with field category."
+    ),
+    body=CaseCreate,
+    responses={201: CaseOut},
+)
 async def create_case(request: web.Request) -> web.Response:
     """Take a report (call-taker form or API client); 201 once the case is committed."""
     body = await read_json(request, CaseCreate)
@@ -237,22 +270,35 @@ async def create_case(request: web.Request) -> web.Response:
             row = await case_rows.get_case(conn, ref.id)
     if row is None:
         raise ApiError(404, "not_found", f"case {ref.number} is gone")
-    return web.json_response(
-        case_json(row), status=201, headers={"Location": f"/api/v1/cases/{row.id}"}
-    )
+    return reply(CaseOut.of(row), status=201, headers={"Location": f"/api/v1/cases/{row.id}"})
 
 
 # -- one case -----------------------------------------------------------------------------------
 
 
-@routes.get("/api/v1/cases/{id:\\d+}", allow_head=False)
+@api.get(
+    "/api/v1/cases/{id:\\d+}",
+    roles=ANY_ROLE,
+    summary="A case with its history, notes and linked duplicates.",
+    path_params={"id": _CASE_ID},
+    response=CaseDetail,
+    errors=_NOT_FOUND,
+)
 async def get_case(request: web.Request) -> web.Response:
     """A case with its history, notes and duplicates."""
     detail = await domain_call(service.get_detail(request.app[HUB_KEY].pool, _case_id(request)))
-    return web.json_response(detail_json(detail))
+    return reply(CaseDetail.of_detail(detail))
 
 
-@routes.patch("/api/v1/cases/{id:\\d+}")
+@api.patch(
+    "/api/v1/cases/{id:\\d+}",
+    roles=CASE_WORKERS,
+    summary="Correct a case; a new category, region or priority re-routes it.",
+    path_params={"id": _CASE_ID},
+    body=CaseUpdate,
+    response=CaseOut,
+    errors=_NOT_FOUND,
+)
 async def update_case(request: web.Request) -> web.Response:
     """Correct a case's fields."""
     body = await read_json(request, CaseUpdate)
@@ -268,10 +314,23 @@ async def update_case(request: web.Request) -> web.Response:
             hub.pool, hub.bus, _case_id(request), changes, actor=current_user(request).username
         )
     )
-    return web.json_response(case_json(row))
+    return reply(CaseOut.of(row))
 
 
-@routes.post("/api/v1/cases/{id:\\d+}/transitions")
+@api.post(
+    "/api/v1/cases/{id:\\d+}/transitions",
+    roles=CASE_WORKERS,
+    summary="Move a case along its life cycle.",
+    description=(
+        "new → triaged → assigned → in_progress → resolved → closed; rejected and reopened "
+        "need a reason; going back from assigned or in_progress to triaged is the owner "
+        "agency's bounce and needs a reason."
+    ),
+    path_params={"id": _CASE_ID},
+    body=TransitionRequest,
+    response=CaseOut,
+    errors={**_NOT_FOUND, **_CONFLICT},
+)
 async def transition_case(request: web.Request) -> web.Response:
     """Move a case along its life cycle; 409 names both states when the step is not allowed."""
     body = await read_json(request, TransitionRequest)
@@ -287,10 +346,18 @@ async def transition_case(request: web.Request) -> web.Response:
             agency=body.agency,
         )
     )
-    return web.json_response(case_json(row))
+    return reply(CaseOut.of(row))
 
 
-@routes.post("/api/v1/cases/{id:\\d+}/notes")
+@api.post(
+    "/api/v1/cases/{id:\\d+}/notes",
+    roles=CASE_WORKERS,
+    summary="Add a note to a case.",
+    path_params={"id": _CASE_ID},
+    body=NoteRequest,
+    responses={201: NoteOut},
+    errors=_NOT_FOUND,
+)
 async def add_note(request: web.Request) -> web.Response:
     """Add a note."""
     body = await read_json(request, NoteRequest)
@@ -304,17 +371,32 @@ async def add_note(request: web.Request) -> web.Response:
             body=body.body,
         )
     )
-    return web.json_response(note_json(note), status=201)
+    return reply(NoteOut.model_validate(note), status=201)
 
 
-@routes.get("/api/v1/cases/{id:\\d+}/events", allow_head=False)
+@api.get(
+    "/api/v1/cases/{id:\\d+}/events",
+    roles=ANY_ROLE,
+    summary="A case's append-only history, oldest first.",
+    path_params={"id": _CASE_ID},
+    response=CaseEvents,
+    errors=_NOT_FOUND,
+)
 async def case_events(request: web.Request) -> web.Response:
     """A case's history, oldest first."""
     detail = await domain_call(service.get_detail(request.app[HUB_KEY].pool, _case_id(request)))
-    return web.json_response({"events": [history_json(entry) for entry in detail.history]})
+    return reply(CaseEvents(events=[HistoryEntry.model_validate(e) for e in detail.history]))
 
 
-@routes.put("/api/v1/cases/{id:\\d+}/parent")
+@api.put(
+    "/api/v1/cases/{id:\\d+}/parent",
+    roles=CASE_WORKERS,
+    summary="Link a case as a duplicate of another (one level deep).",
+    path_params={"id": _CASE_ID},
+    body=ParentRequest,
+    response=CaseOut,
+    errors={**_NOT_FOUND, **_CONFLICT},
+)
 async def link_case(request: web.Request) -> web.Response:
     """Link a case as a duplicate of another."""
     body = await read_json(request, ParentRequest)
@@ -328,20 +410,35 @@ async def link_case(request: web.Request) -> web.Response:
             actor=current_user(request).username,
         )
     )
-    return web.json_response(case_json(row))
+    return reply(CaseOut.of(row))
 
 
-@routes.delete("/api/v1/cases/{id:\\d+}/parent")
+@api.delete(
+    "/api/v1/cases/{id:\\d+}/parent",
+    roles=CASE_WORKERS,
+    summary="Undo a duplicate link, or dismiss a duplicate suspicion.",
+    path_params={"id": _CASE_ID},
+    response=CaseOut,
+    errors=_NOT_FOUND,
+)
 async def unlink_case(request: web.Request) -> web.Response:
     """Undo a duplicate link, or dismiss a duplicate suspicion."""
     hub = request.app[HUB_KEY]
     row = await domain_call(
         service.unlink(hub.pool, hub.bus, _case_id(request), actor=current_user(request).username)
     )
-    return web.json_response(case_json(row))
+    return reply(CaseOut.of(row))
 
 
-@routes.put("/api/v1/cases/{id:\\d+}/agency")
+@api.put(
+    "/api/v1/cases/{id:\\d+}/agency",
+    roles=SUPERVISOR_ONLY,
+    summary="A supervisor's routing override: give the case to another agency.",
+    path_params={"id": _CASE_ID},
+    body=AgencyOverride,
+    response=CaseOut,
+    errors=_NOT_FOUND,
+)
 async def override_agency(request: web.Request) -> web.Response:
     """A supervisor gives the case to another agency."""
     body = await read_json(request, AgencyOverride)
@@ -356,21 +453,32 @@ async def override_agency(request: web.Request) -> web.Response:
             actor=current_user(request).username,
         )
     )
-    return web.json_response(case_json(row))
+    return reply(CaseOut.of(row))
 
 
 # -- catalogue ----------------------------------------------------------------------------------
 
 
-@routes.get("/api/v1/case-categories", allow_head=False)
+@api.get(
+    "/api/v1/case-categories",
+    roles=ANY_ROLE,
+    summary="The category catalogue.",
+    response=Categories,
+)
 async def list_categories(request: web.Request) -> web.Response:
     """The category catalogue."""
     async with request.app[HUB_KEY].pool.acquire() as conn:
         rows = await categories.list_categories(conn)
-    return web.json_response({"categories": [category_json(row) for row in rows]})
+    return reply(Categories(categories=[CategoryOut.model_validate(row) for row in rows]))
 
 
-@routes.put("/api/v1/case-categories/{code}")
+@api.put(
+    "/api/v1/case-categories/{code}",
+    roles=SUPERVISOR_ONLY,
+    summary="Create or change a category.",
+    body=CategoryRequest,
+    responses={200: CategoryOut, 201: CategoryOut},
+)
 async def put_category(request: web.Request) -> web.Response:
     """Create or change a category (supervisors)."""
     code = request.match_info["code"]
@@ -392,32 +500,46 @@ async def put_category(request: web.Request) -> web.Response:
             actor=current_user(request).username,
             action="case_category.put",
             target=f"case_category:{row.code}",
-            before=None if before is None else category_json(before),
-            after=category_json(row),
+            before=None if before is None else _json(CategoryOut.model_validate(before)),
+            after=_json(CategoryOut.model_validate(row)),
         )
-    audit.announce(request.app[HUB_KEY].bus, entry, source=auditing.SOURCE)
-    return web.json_response(category_json(row), status=200 if before else 201)
+    audit.announce(request.app[HUB_KEY].bus, entry, source=SOURCE)
+    return reply(CategoryOut.model_validate(row), status=200 if before else 201)
 
 
-@routes.get("/api/v1/agencies", allow_head=False)
+@api.get(
+    "/api/v1/agencies",
+    roles=ANY_ROLE,
+    summary="Agencies and directorates that own cases.",
+    response=Agencies,
+)
 async def list_agencies(request: web.Request) -> web.Response:
     """Agencies that own cases."""
     async with request.app[HUB_KEY].pool.acquire() as conn:
         rows = await categories.list_agencies(conn)
-    return web.json_response(
-        {"agencies": [{"code": r.code, "name_id": r.name_id, "name_en": r.name_en} for r in rows]}
-    )
+    return reply(Agencies(agencies=[AgencyOut.model_validate(row) for row in rows]))
 
 
-@routes.get("/api/v1/routing-rules", allow_head=False)
+@api.get(
+    "/api/v1/routing-rules",
+    roles=ANY_ROLE,
+    summary="Routing rules: the agency and SLA minutes per (category, region).",
+    response=RoutingRules,
+)
 async def list_rules(request: web.Request) -> web.Response:
     """Routing rules: agency and SLA per (category, region)."""
     async with request.app[HUB_KEY].pool.acquire() as conn:
         rows = await categories.list_rules(conn)
-    return web.json_response({"rules": [rule_json(row) for row in rows]})
+    return reply(RoutingRules(rules=[RoutingRule.of(row) for row in rows]))
 
 
-@routes.put("/api/v1/routing-rules")
+@api.put(
+    "/api/v1/routing-rules",
+    roles=SUPERVISOR_ONLY,
+    summary="Create or replace the rule of a (category, region).",
+    body=RuleRequest,
+    response=RoutingRule,
+)
 async def put_rule(request: web.Request) -> web.Response:
     """Create or replace a routing rule (supervisors)."""
     body = await read_json(request, RuleRequest)
@@ -440,102 +562,13 @@ async def put_rule(request: web.Request) -> web.Response:
             actor=current_user(request).username,
             action="routing_rule.put",
             target=f"routing_rule:{row.category}/{row.region}",
-            after=rule_json(row),
+            after=_json(RoutingRule.of(row)),
         )
-    audit.announce(request.app[HUB_KEY].bus, entry, source=auditing.SOURCE)
-    return web.json_response(rule_json(row))
+    audit.announce(request.app[HUB_KEY].bus, entry, source=SOURCE)
+    return reply(RoutingRule.of(row))
 
 
-# -- JSON ---------------------------------------------------------------------------------------
-
-
-def case_json(row: case_rows.CaseRow) -> dict[str, Any]:
-    """A case as the API shows it to signed-in people (never its tracking digest)."""
-    now = datetime.now(UTC)
-    return {
-        "id": row.id,
-        "number": row.number,
-        "title": row.title,
-        "description": row.description,
-        "category": row.category,
-        "priority": row.priority,
-        "priority_reason": row.priority_reason,
-        "status": row.status,
-        "status_reason": row.status_reason,
-        "channel": row.channel,
-        "agency": row.agency,
-        "lat": row.lat,
-        "lon": row.lon,
-        "address": row.address,
-        "region": row.region,
-        "reporter_name": row.reporter_name,
-        "reporter_contact": row.reporter_contact,
-        "anonymous": row.anonymous,
-        "parent_id": row.parent_id,
-        "duplicate_of": row.duplicate_of,
-        "children": row.children,
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
-        "sla_due_at": row.sla_due_at.isoformat(),
-        "sla_breached_at": None if row.sla_breached_at is None else row.sla_breached_at.isoformat(),
-        "overdue": row.status in OPEN_STATUSES and row.sla_due_at < now,
-        "external_source": row.external_source,
-        "external_id": row.external_id,
-        "attachments": row.attachments,
-    }
-
-
-def detail_json(detail: service.CaseDetail) -> dict[str, Any]:
-    """A case with history, notes and children."""
-    return {
-        **case_json(detail.case),
-        "history": [history_json(entry) for entry in detail.history],
-        "notes": [note_json(note) for note in detail.notes],
-        "duplicates": [case_json(child) for child in detail.children],
-    }
-
-
-def history_json(entry: case_rows.HistoryRow) -> dict[str, Any]:
-    """One history entry."""
-    return {
-        "id": entry.id,
-        "at": entry.at.isoformat(),
-        "actor": entry.actor,
-        "action": entry.action,
-        "before": entry.before,
-        "after": entry.after,
-    }
-
-
-def note_json(note: case_rows.NoteRow) -> dict[str, Any]:
-    """One note."""
-    return {"id": note.id, "at": note.at.isoformat(), "author": note.author, "body": note.body}
-
-
-def category_json(row: categories.CategoryRow) -> dict[str, Any]:
-    """One category."""
-    return {
-        "code": row.code,
-        "label_id": row.label_id,
-        "label_en": row.label_en,
-        "default_priority": row.default_priority,
-        "active": row.active,
-    }
-
-
-def rule_json(row: categories.RuleRow) -> dict[str, Any]:
-    """One routing rule."""
-    return {
-        "category": row.category,
-        "region": row.region,
-        "agency": row.agency,
-        "sla_minutes": {
-            "critical": row.sla_critical,
-            "high": row.sla_high,
-            "medium": row.sla_medium,
-            "low": row.sla_low,
-        },
-    }
+# -- cursors and errors -------------------------------------------------------------------------
 
 
 def encode_cursor(row: case_rows.CaseRow) -> str:
@@ -593,3 +626,8 @@ def _parse_bbox(value: str) -> tuple[float, float, float, float]:
     if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):  # noqa: PLR2004
         raise ValueError("bbox must be min_lon,min_lat,max_lon,max_lat within range, min <= max")
     return min_lon, min_lat, max_lon, max_lat
+
+
+def _json(model: BaseModel) -> dict[str, Any]:
+    """A response model as plain JSON values, for the audit log."""
+    return model.model_dump(mode="json")

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from db import alarms as alarm_rows
 from db import devices as device_rows
 from db import health_samples
-from db.alarms import AlarmRow
 from db.devices import DeviceRow
 from ops.devicehealth import service_of
 from ops.devicehealth.service import (
@@ -27,14 +26,30 @@ from ops.devicehealth.service import (
     DeviceHealthService,
     DeviceNotFound,
 )
-from ops.web.encode import to_jsonable
-from ops.web.errors import ApiError, read_json, validation_error
-from ops.web.keys import HUB_KEY
-from ops.web.pages import ASSETS_KEY
-from ops.web.sessions import current_user
+from ops.http.assets import asset_response
+from ops.http.errors import ApiError, read_json
+from ops.http.keys import HUB_KEY
+from ops.http.roles import ANY_ROLE, DEVICE_KEEPERS, PUBLIC
+from ops.http.routes import HTML, Api, read_query, reply
+from ops.http.sessions import current_user
+from ops.web.device_models import (
+    AlarmOut,
+    AlarmPage,
+    CommandReply,
+    DeviceDetail,
+    DeviceEvent,
+    DeviceOut,
+    Devices,
+    FigureSpec,
+    HealthBucket,
+    HealthHistory,
+    HealthSample,
+    Threshold,
+)
 
-routes = web.RouteTableDef()
-M = TypeVar("M", bound=BaseModel)
+api = Api("devices")
+_NO_DEVICE = {404: "No such device (code not_found)."}
+_NO_ALARM = {404: "No such alarm (code not_found)."}
 
 DEVICE_ID_PATTERN: Final = r"^[A-Za-z0-9_.:-]{1,128}$"
 KIND_PATTERN: Final = r"^[a-z0-9_]{1,64}$"
@@ -148,32 +163,47 @@ class AlarmQuery(BaseModel):
 # -- pages -------------------------------------------------------------------------------------
 
 
-@routes.get("/devices", allow_head=False)
+@api.get(
+    "/devices",
+    roles=PUBLIC,
+    summary="The technician page: devices, health, charts, alarms, commands.",
+    response=HTML,
+)
 async def devices_page(request: web.Request) -> web.FileResponse:
     """The technician page (its data comes from the API below)."""
-    path = request.app[ASSETS_KEY].get(PAGE_FILE)
-    if path is None:
-        raise web.HTTPNotFound
-    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+    return asset_response(request, PAGE_FILE)
 
 
 # -- devices -----------------------------------------------------------------------------------
 
 
-@routes.get("/api/v1/devices", allow_head=False)
+@api.get(
+    "/api/v1/devices",
+    roles=ANY_ROLE,
+    summary="Every device with its live health.",
+    query=DeviceQuery,
+    response=Devices,
+)
 async def list_devices(request: web.Request) -> web.Response:
     """Every device with its live health, filtered by kind, site and state."""
-    query = _query(request, DeviceQuery)
+    query = read_query(request, DeviceQuery)
     service = _service(request)
     async with request.app[HUB_KEY].pool.acquire() as conn:
         rows = await device_rows.list_devices(conn, kind=query.kind, site=query.site)
     devices = [_device(service, row) for row in rows]
     if query.state is not None:
-        devices = [device for device in devices if device["state"] == query.state]
-    return web.json_response({"devices": devices})
+        devices = [device for device in devices if device.state == query.state]
+    return reply(Devices(devices=devices))
 
 
-@routes.post("/api/v1/devices")
+@api.post(
+    "/api/v1/devices",
+    roles=DEVICE_KEEPERS,
+    summary="Register a device by hand (a device first seen through its reports is adopted).",
+    body=DeviceCreate,
+    responses={201: DeviceOut},
+    errors={409: "The device is registered already (code device_exists)."},
+)
 async def register_device(request: web.Request) -> web.Response:
     """Register a device by hand (it may already report: the registration then wins)."""
     body = await read_json(request, DeviceCreate)
@@ -186,10 +216,16 @@ async def register_device(request: web.Request) -> web.Response:
         raise ApiError(
             409, "device_exists", f"device {body.id} is registered already", "id"
         ) from None
-    return web.json_response(_device(_service(request), row), status=201)
+    return reply(_device(_service(request), row), status=201)
 
 
-@routes.get("/api/v1/devices/{id}", allow_head=False)
+@api.get(
+    "/api/v1/devices/{id}",
+    roles=ANY_ROLE,
+    summary="One device with its figures, kind rules, active alarms and recent events.",
+    response=DeviceDetail,
+    errors=_NO_DEVICE,
+)
 async def get_device(request: web.Request) -> web.Response:
     """One device with its figures, kind rules, active alarms and recent events."""
     device_id = request.match_info["id"]
@@ -202,30 +238,28 @@ async def get_device(request: web.Request) -> web.Response:
         alarms = await alarm_rows.list_alarms(conn, status="active", device_id=device_id)
         events = await device_rows.recent_events(conn, device_id, limit=RECENT_EVENTS)
     rules = service.policy.rules(row.kind)
-    return web.json_response(
-        {
-            **_device(service, row),
-            "figure_specs": [{"name": f.name, "unit": f.unit} for f in rules.figures],
-            "thresholds": [
-                {"figure": t.figure, "above": t.above, "below": t.below, "severity": t.severity}
-                for t in rules.thresholds
-            ],
-            "alarms": [alarm_json(alarm) for alarm in alarms],
-            "events": [
-                {
-                    "id": e.id,
-                    "at": e.at.isoformat(),
-                    "kind": e.kind,
-                    "detail": to_jsonable(e.detail),
-                }
-                for e in events
-            ],
-            "rejected_input": parts.devicebus.rejected_from(device_id),
-        }
+    return reply(
+        DeviceDetail.model_validate(
+            {
+                **dict(_device(service, row)),
+                "figure_specs": [FigureSpec.model_validate(f) for f in rules.figures],
+                "thresholds": [Threshold.model_validate(t) for t in rules.thresholds],
+                "alarms": [AlarmOut.of(alarm) for alarm in alarms],
+                "events": [DeviceEvent.model_validate(e) for e in events],
+                "rejected_input": parts.devicebus.rejected_from(device_id),
+            }
+        )
     )
 
 
-@routes.patch("/api/v1/devices/{id}")
+@api.patch(
+    "/api/v1/devices/{id}",
+    roles=DEVICE_KEEPERS,
+    summary="Change a device's registration.",
+    body=DeviceUpdate,
+    response=DeviceOut,
+    errors=_NO_DEVICE,
+)
 async def update_device(request: web.Request) -> web.Response:
     """Change a device's registration; what a device announces no longer overrides it."""
     device_id = request.match_info["id"]
@@ -236,10 +270,17 @@ async def update_device(request: web.Request) -> web.Response:
         row = await _service(request).actions.update(device_id, changes, actor=user.username)
     except DeviceNotFound:
         raise ApiError(404, "not_found", f"no device {device_id}") from None
-    return web.json_response(_device(_service(request), row))
+    return reply(_device(_service(request), row))
 
 
-@routes.get("/api/v1/devices/{id}/health", allow_head=False)
+@api.get(
+    "/api/v1/devices/{id}/health",
+    roles=ANY_ROLE,
+    summary="The device's health history between from and to (default: the last hour).",
+    query=HealthQuery,
+    response=HealthHistory,
+    errors=_NO_DEVICE,
+)
 async def device_health(request: web.Request) -> web.Response:
     """The device's history between ``from`` and ``to`` (default: the last hour).
 
@@ -248,14 +289,14 @@ async def device_health(request: web.Request) -> web.Response:
     and max of every numeric figure and the worst state (``resolution: "<seconds>s"``).
     """
     device_id = request.match_info["id"]
-    query = _query(request, HealthQuery)
+    query = read_query(request, HealthQuery)
     until = query.until or dt.datetime.now(dt.UTC)
     since = query.since or until - DEFAULT_HISTORY
     if since >= until:
         raise ApiError(400, "invalid_field", "from must be before to", "from")
     if until - since > MAX_HISTORY:
         raise ApiError(400, "invalid_field", "at most 31 days at once", "from")
-    buckets: list[dict[str, Any]] = []
+    buckets: list[HealthBucket] = []
     resolution = "raw"
     async with request.app[HUB_KEY].pool.acquire() as conn:
         if await device_rows.get_device(conn, device_id) is None:
@@ -271,22 +312,30 @@ async def device_health(request: web.Request) -> web.Response:
             buckets = [_bucket(row, width, until) for row in rows]
             resolution = f"{int(width.total_seconds())}s"
             samples = []
-    return web.json_response(
-        {
-            "device_id": device_id,
-            "from": since.isoformat(),
-            "to": until.isoformat(),
-            "resolution": resolution,
-            "samples": [
-                {"at": s.at.isoformat(), "state": s.state, "figures": to_jsonable(s.figures)}
-                for s in samples
-            ],
-            "buckets": buckets,
-        }
+    return reply(
+        HealthHistory(
+            device_id=device_id,
+            since=since,
+            until=until,
+            resolution=resolution,
+            samples=[HealthSample.model_validate(sample) for sample in samples],
+            buckets=buckets,
+        )
     )
 
 
-@routes.post("/api/v1/devices/{id}/commands")
+@api.post(
+    "/api/v1/devices/{id}/commands",
+    roles=DEVICE_KEEPERS,
+    summary="Send a command to a device and answer with its reply.",
+    body=CommandRequest,
+    response=CommandReply,
+    errors={
+        **_NO_DEVICE,
+        409: "The device does not accept this command (code command_not_accepted).",
+        504: "The device did not answer in time (code device_timeout).",
+    },
+)
 async def send_command(request: web.Request) -> web.Response:
     """Send a command to a device and answer with its reply (504 when it does not answer)."""
     device_id = request.match_info["id"]
@@ -294,7 +343,7 @@ async def send_command(request: web.Request) -> web.Response:
     user = current_user(request)
     parts = service_of(request.app[HUB_KEY])
     try:
-        reply = await parts.service.command(
+        answer = await parts.service.command(
             device_id,
             body.command,
             body.args,
@@ -305,25 +354,32 @@ async def send_command(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", f"no device {device_id}") from None
     except CommandRefused as exc:
         raise ApiError(409, "command_not_accepted", str(exc), "command") from None
-    answer = {
-        "request_id": reply.request_id,
-        "device_id": device_id,
-        "ok": reply.ok,
-        "result": to_jsonable(reply.result),
-        "error": reply.error,
-    }
-    if not reply.ok and reply.error == "no reply in time":
+    if not answer.ok and answer.error == "no reply in time":
         raise ApiError(504, "device_timeout", f"{device_id} did not answer {body.command} in time")
-    return web.json_response(answer)
+    return reply(
+        CommandReply(
+            request_id=answer.request_id,
+            device_id=device_id,
+            ok=answer.ok,
+            result=answer.result,
+            error=answer.error,
+        )
+    )
 
 
 # -- alarms ------------------------------------------------------------------------------------
 
 
-@routes.get("/api/v1/alarms", allow_head=False)
+@api.get(
+    "/api/v1/alarms",
+    roles=ANY_ROLE,
+    summary="Alarms newest first, by status and device, paged by id.",
+    query=AlarmQuery,
+    response=AlarmPage,
+)
 async def list_alarms(request: web.Request) -> web.Response:
     """Alarms newest first, by status and device, paged by id."""
-    query = _query(request, AlarmQuery)
+    query = read_query(request, AlarmQuery)
     async with request.app[HUB_KEY].pool.acquire() as conn:
         rows = await alarm_rows.list_alarms(
             conn,
@@ -333,12 +389,16 @@ async def list_alarms(request: web.Request) -> web.Response:
             before_id=query.before_id,
         )
     next_before = rows[-1].id if len(rows) == query.limit else None
-    return web.json_response(
-        {"alarms": [alarm_json(row) for row in rows], "next_before_id": next_before}
-    )
+    return reply(AlarmPage(alarms=[AlarmOut.of(row) for row in rows], next_before_id=next_before))
 
 
-@routes.post("/api/v1/alarms/{id}/ack")
+@api.post(
+    "/api/v1/alarms/{id}/ack",
+    roles=DEVICE_KEEPERS,
+    summary="Acknowledge an alarm; the first acknowledgement stands.",
+    response=AlarmOut,
+    errors={**_NO_ALARM, 409: "The alarm is cleared (code alarm_cleared)."},
+)
 async def acknowledge_alarm(request: web.Request) -> web.Response:
     """Acknowledge an alarm; the first acknowledgement (and its name) stands; 409 once cleared."""
     alarm_id = _alarm_id(request)
@@ -351,10 +411,16 @@ async def acknowledge_alarm(request: web.Request) -> web.Response:
         ) from None
     if row is None:
         raise ApiError(404, "not_found", f"no alarm {alarm_id}")
-    return web.json_response(alarm_json(row))
+    return reply(AlarmOut.of(row))
 
 
-@routes.post("/api/v1/alarms/{id}/clear")
+@api.post(
+    "/api/v1/alarms/{id}/clear",
+    roles=DEVICE_KEEPERS,
+    summary="Clear an alarm by hand.",
+    response=AlarmOut,
+    errors={**_NO_ALARM, 409: "The alarm is cleared already (code already_cleared)."},
+)
 async def clear_alarm(request: web.Request) -> web.Response:
     """Clear an alarm by hand (device alarms also clear themselves when the device recovers)."""
     alarm_id = _alarm_id(request)
@@ -366,54 +432,14 @@ async def clear_alarm(request: web.Request) -> web.Response:
         if known is None:
             raise ApiError(404, "not_found", f"no alarm {alarm_id}")
         raise ApiError(409, "already_cleared", f"alarm {alarm_id} is cleared already")
-    return web.json_response(alarm_json(row))
+    return reply(AlarmOut.of(row))
 
 
 # -- helpers -----------------------------------------------------------------------------------
 
 
-def alarm_json(row: AlarmRow) -> dict[str, Any]:
-    """An alarm as the API shows it."""
-    return {
-        "id": row.id,
-        "device_id": row.device_id,
-        "code": row.code,
-        "severity": row.severity,
-        "message": row.message,
-        "status": row.status,
-        "raised_at": row.raised_at.isoformat(),
-        "last_raised_at": row.last_raised_at.isoformat(),
-        "times": row.times,
-        "acknowledged_at": _iso(row.acknowledged_at),
-        "acknowledged_by": row.acknowledged_by,
-        "escalated_at": _iso(row.escalated_at),
-        "cleared_at": _iso(row.cleared_at),
-        "cleared_by": row.cleared_by,
-    }
-
-
-def _device(service: DeviceHealthService, row: DeviceRow) -> dict[str, Any]:
-    live = service.live_view(row)
-    return {
-        "id": row.id,
-        "kind": row.kind,
-        "name": row.name,
-        "site": row.site,
-        "lat": row.lat,
-        "lon": row.lon,
-        "tags": list(row.tags),
-        "adapter": row.adapter,
-        "attributes": to_jsonable(row.attributes),
-        "configured": row.configured,
-        "state": live["state"],
-        "reason": live["reason"],
-        "pending": live["pending"],
-        "figures": to_jsonable(live["figures"]),
-        "last_seen": _iso(live["last_seen"]),
-        "commands": live["commands"],
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
-    }
+def _device(service: DeviceHealthService, row: DeviceRow) -> DeviceOut:
+    return DeviceOut.of(row, service.live_view(row))
 
 
 def _bucket_width(since: dt.datetime, until: dt.datetime, buckets: int) -> dt.timedelta:
@@ -422,25 +448,20 @@ def _bucket_width(since: dt.datetime, until: dt.datetime, buckets: int) -> dt.ti
     return dt.timedelta(seconds=max(seconds, 1))
 
 
-def _bucket(row: health_samples.Bucket, width: dt.timedelta, until: dt.datetime) -> dict[str, Any]:
-    return {
-        "from": row.start.isoformat(),
-        "to": min(row.start + width, until).isoformat(),
-        "samples": row.samples,
-        "state": row.state,
-        "figures": row.figures,
-    }
+def _bucket(row: health_samples.Bucket, width: dt.timedelta, until: dt.datetime) -> HealthBucket:
+    return HealthBucket.model_validate(
+        {
+            "start": row.start,
+            "to": min(row.start + width, until),
+            "samples": row.samples,
+            "state": row.state,
+            "figures": row.figures,
+        }
+    )
 
 
 def _service(request: web.Request) -> DeviceHealthService:
     return service_of(request.app[HUB_KEY]).service
-
-
-def _query(request: web.Request, model: type[M]) -> M:
-    try:
-        return model.model_validate(dict(request.query))
-    except ValidationError as exc:
-        raise validation_error(exc) from None
 
 
 def _alarm_id(request: web.Request) -> int:
@@ -448,7 +469,3 @@ def _alarm_id(request: web.Request) -> int:
     if not raw.isdigit() or len(raw) > 18:  # noqa: PLR2004 - fits a bigint
         raise ApiError(404, "not_found", f"no alarm {raw[:40]}")
     return int(raw)
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.isoformat()

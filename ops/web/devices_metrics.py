@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from devices.health import HealthState, as_number
-from ops.app import Hub
 from ops.devicehealth import service_of
+
+if TYPE_CHECKING:
+    from ops.app import Hub
 
 
 class DeviceCollector(Collector):

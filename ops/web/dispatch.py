@@ -11,24 +11,27 @@ import re
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ops.dispatch.service import (
     MAX_UNITS_PER_ORDER,
     DispatchRefused,
-    OrderDetail,
     OrderNotFound,
 )
 from ops.dispatch.setup import parts_of
+from ops.http.errors import ApiError, read_json
+from ops.http.keys import HUB_KEY
+from ops.http.roles import ANY_ROLE, DISPATCHERS
+from ops.http.routes import Api, read_query, reply
+from ops.http.sessions import current_user
 from ops.units import recommend
 from ops.units.errors import UnitNotFound
 from ops.units.model import ID_PATTERN, TEXT_PATTERN
 from ops.users import Role
-from ops.web.errors import ApiError, read_json, validation_error
-from ops.web.keys import HUB_KEY
-from ops.web.sessions import current_user
+from ops.web.unit_models import AcknowledgeResult, OrderOut, Orders
 
-routes = web.RouteTableDef()
+api = Api("dispatch")
+_NO_ORDER = {404: "No such order (code order_not_found)."}
 
 _ORDER_ID = re.compile(r"^[0-9a-z]{8,32}$")
 MAX_MESSAGE = 1000
@@ -99,7 +102,18 @@ class OrdersQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=MAX_ORDERS_PAGE)
 
 
-@routes.post("/api/v1/dispatches")
+@api.post(
+    "/api/v1/dispatches",
+    roles=DISPATCHERS,
+    summary="Send units to a case: one order, its first copies queued; 201 once committed.",
+    description="Overriding availability (override, override_reason) is for supervisors only.",
+    body=DispatchRequest,
+    responses={201: OrderOut},
+    errors={
+        404: "No such case (code case_not_found) or unit (code unit_not_found).",
+        409: "A unit is not available, or the case is closed (the code says which).",
+    },
+)
 async def create_dispatch(request: web.Request) -> web.Response:
     """Send units to a case: one order, its first copies queued; 201 once committed."""
     body = await read_json(request, DispatchRequest)
@@ -123,22 +137,31 @@ async def create_dispatch(request: web.Request) -> web.Response:
         raise ApiError(404, "unit_not_found", str(exc), "units" if body.units else "unit") from None
     except DispatchRefused as exc:
         raise ApiError(409, exc.code, exc.message) from None
-    return web.json_response(order_json(detail), status=201)
+    return reply(OrderOut.of(detail), status=201)
 
 
-@routes.get("/api/v1/dispatches", allow_head=False)
+@api.get(
+    "/api/v1/dispatches",
+    roles=ANY_ROLE,
+    summary="Orders newest first (only open ones with open=true), each with its ladder.",
+    query=OrdersQuery,
+    response=Orders,
+)
 async def list_dispatches(request: web.Request) -> web.Response:
     """Orders newest first (only open ones with ``open=true``), each with its ladder."""
-    try:
-        query = OrdersQuery.model_validate(dict(request.query))
-    except ValidationError as exc:
-        raise validation_error(exc) from None
+    query = read_query(request, OrdersQuery)
     service = parts_of(request.app[HUB_KEY]).service
     orders = await service.list_orders(open_only=query.open, case_id=query.case, limit=query.limit)
-    return web.json_response({"orders": [order_json(detail) for detail in orders]})
+    return reply(Orders(orders=[OrderOut.of(detail) for detail in orders]))
 
 
-@routes.get("/api/v1/dispatches/{order_id}", allow_head=False)
+@api.get(
+    "/api/v1/dispatches/{order_id}",
+    roles=ANY_ROLE,
+    summary="One order with its assignments, its copies on every channel and its history.",
+    response=OrderOut,
+    errors=_NO_ORDER,
+)
 async def get_dispatch(request: web.Request) -> web.Response:
     """One order with its assignments, its copies on every channel and its history."""
     service = parts_of(request.app[HUB_KEY]).service
@@ -146,10 +169,17 @@ async def get_dispatch(request: web.Request) -> web.Response:
         detail = await service.detail(_order_id(request))
     except OrderNotFound as exc:
         raise ApiError(404, "order_not_found", str(exc)) from None
-    return web.json_response(order_json(detail))
+    return reply(OrderOut.of(detail))
 
 
-@routes.post("/api/v1/dispatches/{order_id}/acknowledge")
+@api.post(
+    "/api/v1/dispatches/{order_id}/acknowledge",
+    roles=DISPATCHERS,
+    summary="Record an acknowledgement a person received; a repeated one changes nothing.",
+    body=AcknowledgeRequest,
+    response=AcknowledgeResult,
+    errors=_NO_ORDER,
+)
 async def acknowledge(request: web.Request) -> web.Response:
     """Record an acknowledgement a person received; a repeated one changes nothing."""
     order_id = _order_id(request)
@@ -163,10 +193,17 @@ async def acknowledge(request: web.Request) -> web.Response:
         detail = await service.detail(order_id)
     except OrderNotFound as exc:
         raise ApiError(404, "order_not_found", str(exc)) from None
-    return web.json_response({"changed": changed, "order": order_json(detail)})
+    return reply(AcknowledgeResult(changed=changed, order=OrderOut.of(detail)))
 
 
-@routes.post("/api/v1/dispatches/{order_id}/cancel")
+@api.post(
+    "/api/v1/dispatches/{order_id}/cancel",
+    roles=DISPATCHERS,
+    summary="Stop an open order; units it still holds become available.",
+    body=CancelRequest,
+    response=OrderOut,
+    errors={**_NO_ORDER, 409: "The order is closed already (the code says how)."},
+)
 async def cancel(request: web.Request) -> web.Response:
     """Stop an open order; units it still holds become available."""
     order_id = _order_id(request)
@@ -179,62 +216,7 @@ async def cancel(request: web.Request) -> web.Response:
         raise ApiError(404, "order_not_found", str(exc)) from None
     except DispatchRefused as exc:
         raise ApiError(409, exc.code, exc.message) from None
-    return web.json_response(order_json(detail))
-
-
-def order_json(detail: OrderDetail) -> dict[str, Any]:
-    """An order as the API shows it: the ladder per unit, then the history."""
-    order = detail.order
-    return {
-        "id": order.id,
-        "case": {"id": order.case_id, "number": detail.case_number},
-        "message": order.message,
-        "auto_escalate": order.auto_escalate,
-        "status": order.status,
-        "created_by": order.created_by,
-        "created_at": order.created_at.isoformat(),
-        "closed_at": _time(order.closed_at),
-        "assignments": [
-            {
-                "unit": a.unit_id,
-                "status": a.status,
-                "escalated_from": next(
-                    (b.unit_id for b in detail.assignments if b.id == a.escalated_from), None
-                ),
-                "acknowledged_at": _time(a.acknowledged_at),
-                "ack_channel": a.ack_channel,
-                "ladder": [
-                    {
-                        "step": c.step,
-                        "channel": c.channel,
-                        "address": c.address,
-                        "state": c.state,
-                        "attempts": c.attempts,
-                        "queued_at": c.queued_at.isoformat(),
-                        "sent_at": _time(c.sent_at),
-                        "delivered_at": _time(c.delivered_at),
-                        "acknowledged_at": _time(c.acknowledged_at),
-                        "closed_at": _time(c.closed_at),
-                        "deadline": c.deadline.isoformat(),
-                        "last_error": c.last_error,
-                    }
-                    for c in detail.copies
-                    if c.assignment_id == a.id
-                ],
-            }
-            for a in detail.assignments
-        ],
-        "events": [
-            {
-                "at": e.at.isoformat(),
-                "kind": e.kind,
-                "unit": e.unit_id,
-                "channel": e.channel,
-                "detail": e.detail,
-            }
-            for e in detail.events
-        ],
-    }
+    return reply(OrderOut.of(detail))
 
 
 def _order_id(request: web.Request) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -17,8 +18,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ops.app import Hub
 from ops.core.events import AdapterState
+
+if TYPE_CHECKING:
+    from ops.app import Hub
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,21 +20,37 @@ from ops.cases import service
 from ops.cases.intake import IncomingReport, submit_report
 from ops.cases.model import MAX_DESCRIPTION, MAX_NOTE, MAX_SHORT, MAX_TITLE, CaseText
 from ops.core.config import CasesConfig
+from ops.core.ratelimit import RateLimiter
+from ops.http.assets import asset_response
+from ops.http.errors import ApiError, read_json
+from ops.http.keys import HUB_KEY
+from ops.http.roles import PUBLIC
+from ops.http.routes import HTML, Api, reply
+from ops.web.case_models import (
+    FollowUpReceived,
+    PublicCategories,
+    PublicCategory,
+    PublicReceipt,
+    PublicStatus,
+    WhistleblowerReceipt,
+)
 from ops.web.cases import domain_call
-from ops.web.errors import ApiError, read_json
-from ops.web.keys import HUB_KEY
-from ops.web.pages import ASSETS_KEY
-from ops.web.ratelimit import RateLimiter
 
-routes = web.RouteTableDef()
+api = Api("public")
+_LIMITED = {429: "Too many requests from this address (code too_many_requests); see Retry-After."}
+_CODE = {
+    "type": "string",
+    "description": "A tracking code (LP-…) or a whistleblower's follow-up code (WB-…).",
+}
+_NO_CODE = {404: "No report has this code (code not_found)."}
 
 
 class PublicLimits:
     """The public endpoints' limiters and the process-local key that hides whistleblowers."""
 
     def __init__(self, config: CasesConfig) -> None:
-        self.submissions = RateLimiter(config.public_reports_per_minute, 60.0)
-        self.lookups = RateLimiter(config.public_lookups_per_minute, 60.0)
+        self.submissions = RateLimiter.per_minute(config.public_reports_per_minute)
+        self.lookups = RateLimiter.per_minute(config.public_lookups_per_minute)
         self._key = secrets.token_bytes(32)
 
     def blind(self, address: str) -> str:
@@ -80,34 +95,44 @@ def install(app: web.Application, config: CasesConfig) -> None:
     app[PUBLIC_LIMITS_KEY] = PublicLimits(config)
 
 
-@routes.get("/report", allow_head=False)
+@api.get("/report", roles=PUBLIC, summary="The public report form (and tracking).", response=HTML)
 async def report_page(request: web.Request) -> web.FileResponse:
     """The public report form."""
-    return _page(request, "report.html")
+    return asset_response(request, "report.html")
 
 
-@routes.get("/report/anonymous", allow_head=False)
+@api.get(
+    "/report/anonymous",
+    roles=PUBLIC,
+    summary="The anonymous whistleblower form.",
+    response=HTML,
+)
 async def whistleblower_page(request: web.Request) -> web.FileResponse:
     """The anonymous whistleblower form."""
-    return _page(request, "whistleblower.html")
+    return asset_response(request, "whistleblower.html")
 
 
-@routes.get("/api/v1/public/categories", allow_head=False)
+@api.get(
+    "/api/v1/public/categories",
+    roles=PUBLIC,
+    summary="Active categories for the public forms.",
+    response=PublicCategories,
+)
 async def public_categories(request: web.Request) -> web.Response:
     """The active categories, for the forms' pickers."""
     async with request.app[HUB_KEY].pool.acquire() as conn:
         rows = await categories.list_categories(conn, active_only=True)
-    return web.json_response(
-        {
-            "categories": [
-                {"code": row.code, "label_id": row.label_id, "label_en": row.label_en}
-                for row in rows
-            ]
-        }
-    )
+    return reply(PublicCategories(categories=[PublicCategory.model_validate(row) for row in rows]))
 
 
-@routes.post("/api/v1/public/reports")
+@api.post(
+    "/api/v1/public/reports",
+    roles=PUBLIC,
+    summary="File a public report; 201 with a tracking code once committed.",
+    body=PublicReport,
+    responses={201: PublicReceipt},
+    errors=_LIMITED,
+)
 async def submit_public(request: web.Request) -> web.Response:
     """File a public report; 201 with a tracking code once it is committed."""
     limits = request.app[PUBLIC_LIMITS_KEY]
@@ -129,13 +154,26 @@ async def submit_public(request: web.Request) -> web.Response:
         actor="public",
     )
     ref = await domain_call(submit_report(hub.pool, hub.bus, report, config=hub.config.cases))
-    return web.json_response(
-        {"number": ref.number, "status": ref.status, "tracking_code": ref.tracking_code},
+    return reply(
+        PublicReceipt.model_validate(
+            {"number": ref.number, "status": ref.status, "tracking_code": ref.tracking_code}
+        ),
         status=201,
     )
 
 
-@routes.post("/api/v1/public/whistleblower")
+@api.post(
+    "/api/v1/public/whistleblower",
+    roles=PUBLIC,
+    summary="File an anonymous report; 201 with a secret follow-up code.",
+    description=(
+        "No identity is accepted (unknown fields are refused) and the client address is "
+        "neither stored nor logged with it."
+    ),
+    body=WhistleblowerReport,
+    responses={201: WhistleblowerReceipt},
+    errors=_LIMITED,
+)
 async def submit_whistleblower(request: web.Request) -> web.Response:
     """File an anonymous report; 201 with the secret follow-up code once it is committed."""
     limits = request.app[PUBLIC_LIMITS_KEY]
@@ -156,13 +194,22 @@ async def submit_whistleblower(request: web.Request) -> web.Response:
         actor="anonymous",
     )
     ref = await domain_call(submit_report(hub.pool, hub.bus, report, config=hub.config.cases))
-    return web.json_response(
-        {"number": ref.number, "status": ref.status, "follow_up_code": ref.tracking_code},
+    return reply(
+        WhistleblowerReceipt.model_validate(
+            {"number": ref.number, "status": ref.status, "follow_up_code": ref.tracking_code}
+        ),
         status=201,
     )
 
 
-@routes.get("/api/v1/public/reports/{code}", allow_head=False)
+@api.get(
+    "/api/v1/public/reports/{code}",
+    roles=PUBLIC,
+    summary="A report's public status and timeline (nothing private).",
+    path_params={"code": _CODE},
+    response=PublicStatus,
+    errors={**_NO_CODE, **_LIMITED},
+)
 async def track(request: web.Request) -> web.Response:
     """The public status of a report and its timeline; 404 for any unknown code."""
     limits = request.app[PUBLIC_LIMITS_KEY]
@@ -170,10 +217,18 @@ async def track(request: web.Request) -> web.Response:
     view = await domain_call(
         service.public_view(request.app[HUB_KEY].pool, request.match_info["code"])
     )
-    return web.json_response(public_json(view))
+    return reply(PublicStatus.of(view))
 
 
-@routes.post("/api/v1/public/reports/{code}/notes")
+@api.post(
+    "/api/v1/public/reports/{code}/notes",
+    roles=PUBLIC,
+    summary="The holder of a follow-up code (WB-…) adds information.",
+    path_params={"code": _CODE},
+    body=FollowUp,
+    responses={201: FollowUpReceived},
+    errors={403: "A tracking code (LP-…) cannot add information.", **_NO_CODE, **_LIMITED},
+)
 async def follow_up(request: web.Request) -> web.Response:
     """The holder of a whistleblower follow-up code adds information."""
     limits = request.app[PUBLIC_LIMITS_KEY]
@@ -186,20 +241,7 @@ async def follow_up(request: web.Request) -> web.Response:
     body = await read_json(request, FollowUp)
     hub = request.app[HUB_KEY]
     at = await domain_call(service.add_reporter_note(hub.pool, hub.bus, code, body.body))
-    return web.json_response({"received_at": at.isoformat()}, status=201)
-
-
-def public_json(view: service.PublicView) -> dict[str, Any]:
-    """What a tracking code may see."""
-    return {
-        "number": view.number,
-        "category": view.category,
-        "status": view.status,
-        "agency": view.agency,
-        "created_at": view.created_at.isoformat(),
-        "updated_at": view.updated_at.isoformat(),
-        "timeline": [{"at": at.isoformat(), "status": status} for at, status in view.timeline],
-    }
+    return reply(FollowUpReceived(received_at=at), status=201)
 
 
 def _limit(limiter: RateLimiter, key: tuple[str, str]) -> None:
@@ -212,10 +254,3 @@ def _limit(limiter: RateLimiter, key: tuple[str, str]) -> None:
             f"too many requests; try again in {retry} s",
             headers={"Retry-After": str(retry)},
         )
-
-
-def _page(request: web.Request, name: str) -> web.FileResponse:
-    path = request.app[ASSETS_KEY].get(name)
-    if path is None:
-        raise web.HTTPNotFound
-    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})

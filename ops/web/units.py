@@ -8,24 +8,33 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from db import positions as position_rows
 from db import units as unit_rows
 from ops.dispatch.setup import parts_of
+from ops.http.errors import ApiError, read_json
+from ops.http.keys import HUB_KEY
+from ops.http.roles import ANY_ROLE, DISPATCHERS, SUPERVISOR_ONLY
+from ops.http.routes import Api, read_query, reply
+from ops.http.sessions import current_user
 from ops.shifts.schedule import Schedule
 from ops.units import recommend, service
 from ops.units.errors import InvalidUnit, UnitNotFound, UnitTaken
 from ops.units.model import ID_PATTERN, TEXT_PATTERN, Kind, Status
-from ops.web.errors import ApiError, read_json, validation_error
-from ops.web.keys import HUB_KEY
-from ops.web.sessions import current_user
+from ops.web.unit_models import (
+    CurrentShift,
+    PositionHistory,
+    PositionStats,
+    Recommendation,
+    UnitOut,
+    Units,
+)
 
-routes = web.RouteTableDef()
-M = TypeVar("M", bound=BaseModel)
+api = Api("units")
+_NO_UNIT = {404: "No such unit (code unit_not_found)."}
 _ID = re.compile(ID_PATTERN)
 
 MAX_UNITS_PAGE = 10_000
@@ -77,10 +86,16 @@ class PositionsQuery(BaseModel):
     limit: int = Field(default=500, ge=1, le=MAX_POSITIONS_PAGE)
 
 
-@routes.get("/api/v1/units", allow_head=False)
+@api.get(
+    "/api/v1/units",
+    roles=ANY_ROLE,
+    summary="Units with status, duty and position freshness.",
+    query=UnitQuery,
+    response=Units,
+)
 async def list_units(request: web.Request) -> web.Response:
     """Every unit (or those of one status or kind), with freshness."""
-    query = _query(request, UnitQuery)
+    query = read_query(request, UnitQuery)
     hub = request.app[HUB_KEY]
     async with hub.pool.acquire() as conn:
         rows = await unit_rows.list_units(
@@ -88,10 +103,17 @@ async def list_units(request: web.Request) -> web.Response:
         )
     stale_after = hub.config.dispatch.stale_after
     now = datetime.now(UTC)
-    return web.json_response({"units": [unit_json(row, now, stale_after) for row in rows]})
+    return reply(Units(units=[UnitOut.of(row, now, stale_after) for row in rows]))
 
 
-@routes.post("/api/v1/units")
+@api.post(
+    "/api/v1/units",
+    roles=SUPERVISOR_ONLY,
+    summary="Register a unit and its channels (tried in order).",
+    body=service.UnitSpec,
+    responses={201: UnitOut},
+    errors={409: "A unit with this id or callsign exists (code unit_taken)."},
+)
 async def create_unit(request: web.Request) -> web.Response:
     """Register a unit."""
     spec = await read_json(request, service.UnitSpec)
@@ -108,20 +130,24 @@ async def create_unit(request: web.Request) -> web.Response:
         raise ApiError(409, "unit_taken", str(exc), "id") from None
     except InvalidUnit as exc:
         raise ApiError(400, "invalid_field", exc.message, exc.field) from None
-    return web.json_response(
-        unit_json(row, datetime.now(UTC), hub.config.dispatch.stale_after), status=201
-    )
+    return reply(UnitOut.of(row, datetime.now(UTC), hub.config.dispatch.stale_after), status=201)
 
 
-@routes.get("/api/v1/units/recommend", allow_head=False)
+@api.get(
+    "/api/v1/units/recommend",
+    roles=ANY_ROLE,
+    summary="Available on-duty units ranked for a case, with the reasons for each place.",
+    description="Ranked by distance, the skills and kinds the case's category needs, and duty.",
+    query=RecommendQuery,
+    response=Recommendation,
+    errors={
+        404: "No such case (code case_not_found).",
+        409: "The case has no location (code case_without_location).",
+    },
+)
 async def recommend_units(request: web.Request) -> web.Response:
     """Available on-duty units ranked for a case, each with the reasons for its place."""
-    try:
-        query = RecommendQuery.model_validate(
-            {**dict(request.query), "skill": request.query.getall("skill", [])}
-        )
-    except ValidationError as exc:
-        raise validation_error(exc) from None
+    query = read_query(request, RecommendQuery)
     hub = request.app[HUB_KEY]
     now = datetime.now(UTC)
     stale_after = hub.config.dispatch.stale_after
@@ -140,69 +166,100 @@ async def recommend_units(request: web.Request) -> web.Response:
     except recommend.CaseNotLocated as exc:
         raise ApiError(409, "case_without_location", str(exc), "case") from None
     case = result.case
-    return web.json_response(
-        {
-            "case": {
-                "id": case.id,
-                "number": case.number,
-                "category": case.category,
-                "lat": case.lat,
-                "lon": case.lon,
-            },
-            "need": {"kinds": list(result.need.kinds), "skills": list(result.need.skills)},
-            "stale_after_s": stale_after,
-            "units": [
-                {
-                    "rank": item.rank,
-                    "unit": unit_json(item.unit, now, stale_after),
-                    "distance_km": None if item.distance_km is None else round(item.distance_km, 3),
-                    "score": round(item.score, 3),
-                    "stale": item.stale,
-                    "reasons": list(item.reasons),
-                }
-                for item in result.ranked
-            ],
-        }
+    return reply(
+        Recommendation.model_validate(
+            {
+                "case": {
+                    "id": case.id,
+                    "number": case.number,
+                    "category": case.category,
+                    "lat": case.lat,
+                    "lon": case.lon,
+                },
+                "need": {"kinds": list(result.need.kinds), "skills": list(result.need.skills)},
+                "stale_after_s": stale_after,
+                "units": [
+                    {
+                        "rank": item.rank,
+                        "unit": UnitOut.of(item.unit, now, stale_after),
+                        "distance_km": None
+                        if item.distance_km is None
+                        else round(item.distance_km, 3),
+                        "score": round(item.score, 3),
+                        "stale": item.stale,
+                        "reasons": list(item.reasons),
+                    }
+                    for item in result.ranked
+                ],
+            }
+        )
     )
 
 
-@routes.get("/api/v1/positions/stats", allow_head=False)
+@api.get(
+    "/api/v1/positions/stats",
+    roles=ANY_ROLE,
+    summary="Positions accepted and dropped per source and reason since the hub started.",
+    response=PositionStats,
+)
 async def position_stats(request: web.Request) -> web.Response:
     """Positions accepted and dropped per source and reason since the hub started."""
     parts = parts_of(request.app[HUB_KEY])
-    return web.json_response(
-        {**parts.ingestor.stats(), "events_rejected": dict(parts.inbound.rejected)}
+    return reply(
+        PositionStats.model_validate(
+            {**parts.ingestor.stats(), "events_rejected": dict(parts.inbound.rejected)}
+        )
     )
 
 
-@routes.get("/api/v1/shifts/current", allow_head=False)
+@api.get(
+    "/api/v1/shifts/current",
+    roles=ANY_ROLE,
+    summary="The shift on now, when it started and ends, and the whole schedule.",
+    response=CurrentShift,
+)
 async def current_shift(request: web.Request) -> web.Response:
     """The shift on now, when it started and ends, and the whole schedule."""
     schedule = Schedule.from_config(request.app[HUB_KEY].config)
     period = schedule.at(datetime.now(UTC))
-    return web.json_response(
-        {
-            "shift": period.name,
-            "started_at": period.started_at.isoformat(),
-            "ends_at": period.ends_at.isoformat(),
-            "timezone": schedule.zone.key,
-            "shifts": [
-                {"name": shift.name, "start": shift.start.strftime("%H:%M")}
-                for shift in schedule.shifts
-            ],
-        }
+    return reply(
+        CurrentShift.model_validate(
+            {
+                "shift": period.name,
+                "started_at": period.started_at.isoformat(),
+                "ends_at": period.ends_at.isoformat(),
+                "timezone": schedule.zone.key,
+                "shifts": [
+                    {"name": shift.name, "start": shift.start.strftime("%H:%M")}
+                    for shift in schedule.shifts
+                ],
+            }
+        )
     )
 
 
-@routes.get("/api/v1/units/{unit_id}", allow_head=False)
+@api.get(
+    "/api/v1/units/{unit_id}",
+    roles=ANY_ROLE,
+    summary="One unit.",
+    response=UnitOut,
+    errors=_NO_UNIT,
+)
 async def get_unit(request: web.Request) -> web.Response:
     """One unit."""
     hub = request.app[HUB_KEY]
     row = await _unit(request)
-    return web.json_response(unit_json(row, datetime.now(UTC), hub.config.dispatch.stale_after))
+    return reply(UnitOut.of(row, datetime.now(UTC), hub.config.dispatch.stale_after))
 
 
-@routes.post("/api/v1/units/{unit_id}/status")
+@api.post(
+    "/api/v1/units/{unit_id}/status",
+    roles=DISPATCHERS,
+    summary="Set a unit's status and/or duty (audited, shown live).",
+    body=StatusChange,
+    response=UnitOut,
+    errors=_NO_UNIT,
+)
 async def change_status(request: web.Request) -> web.Response:
     """Set a unit's status and/or duty (audited, shown live)."""
     unit_id = _unit_id(request)
@@ -222,61 +279,40 @@ async def change_status(request: web.Request) -> web.Response:
         raise ApiError(404, "unit_not_found", str(exc)) from None
     except InvalidUnit as exc:
         raise ApiError(400, "invalid_field", exc.message, exc.field) from None
-    return web.json_response(unit_json(row, datetime.now(UTC), hub.config.dispatch.stale_after))
+    return reply(UnitOut.of(row, datetime.now(UTC), hub.config.dispatch.stale_after))
 
 
-@routes.get("/api/v1/units/{unit_id}/positions", allow_head=False)
+@api.get(
+    "/api/v1/units/{unit_id}/positions",
+    roles=ANY_ROLE,
+    summary="A unit's position history, newest first.",
+    query=PositionsQuery,
+    response=PositionHistory,
+    errors=_NO_UNIT,
+)
 async def positions(request: web.Request) -> web.Response:
     """A unit's position history, newest first."""
-    query = _query(request, PositionsQuery)
+    query = read_query(request, PositionsQuery)
     row = await _unit(request)
     async with request.app[HUB_KEY].pool.acquire() as conn:
         history = await position_rows.history(conn, row.id, limit=query.limit)
-    return web.json_response(
-        {
-            "unit": row.id,
-            "positions": [
-                {
-                    "at": p.at.isoformat(),
-                    "lat": p.lat,
-                    "lon": p.lon,
-                    "source": p.source,
-                    "received_at": p.received_at.isoformat(),
-                }
-                for p in history
-            ],
-        }
+    return reply(
+        PositionHistory.model_validate(
+            {
+                "unit": row.id,
+                "positions": [
+                    {
+                        "at": p.at.isoformat(),
+                        "lat": p.lat,
+                        "lon": p.lon,
+                        "source": p.source,
+                        "received_at": p.received_at.isoformat(),
+                    }
+                    for p in history
+                ],
+            }
+        )
     )
-
-
-def unit_json(row: unit_rows.UnitRow, now: datetime, stale_after: float) -> dict[str, Any]:
-    """A unit as the API shows it, with how old its position is and whether that is stale.
-
-    Flat, like the ``unit.changed`` and ``unit.moved`` events, so a client merges them alike;
-    a unit that never reported a position counts as stale.
-    """
-    age = None if row.position_at is None else (now - row.position_at).total_seconds()
-    return {
-        "id": row.id,
-        "callsign": row.callsign,
-        "name": row.name,
-        "kind": row.kind,
-        "skills": list(row.skills),
-        "home_center": row.home_center,
-        "on_duty": row.on_duty,
-        "status": row.status,
-        "status_reason": row.status_reason,
-        "channels": [{"channel": c, "address": a} for c, a in row.channels],
-        "shift": row.shift,
-        "lat": row.lat,
-        "lon": row.lon,
-        "position_at": None if row.position_at is None else row.position_at.isoformat(),
-        "position_source": row.position_source,
-        "position_age_s": None if age is None else round(max(age, 0.0), 1),
-        "stale": age is None or age > stale_after,
-        "stale_after_s": stale_after,
-        "updated_at": row.updated_at.isoformat(),
-    }
 
 
 def _unit_id(request: web.Request) -> str:
@@ -291,10 +327,3 @@ async def _unit(request: web.Request) -> unit_rows.UnitRow:
         return await service.get_unit(request.app[HUB_KEY].pool, _unit_id(request))
     except UnitNotFound as exc:
         raise ApiError(404, "unit_not_found", str(exc)) from None
-
-
-def _query(request: web.Request, model: type[M]) -> M:
-    try:
-        return model.model_validate(dict(request.query))
-    except ValidationError as exc:
-        raise validation_error(exc) from None

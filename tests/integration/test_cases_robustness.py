@@ -242,7 +242,7 @@ async def test_a_crash_on_a_follow_up_logs_the_route_never_the_secret_code(
     async with web_client.post(f"{REPORTS}/{code}/notes", json={"body": "lagi"}) as response:
         assert response.status == 500
         assert (await response.json())["error"]["code"] == "internal_error"
-    crash = [r for r in caplog.records if r.name == "ops.web.errors"]
+    crash = [r for r in caplog.records if r.name == "ops.http.errors"]
     assert crash, "the crash is logged"
     assert "/api/v1/public/reports/{code}/notes" in crash[0].getMessage()
     for record in caplog.records:

@@ -16,8 +16,8 @@ from aiohappyeyeballs import AddrInfoType
 
 from ops.app import Hub
 from ops.core.events import Topic
+from ops.http.live import CLIENT_BURST, MAX_CLIENT_MESSAGE
 from ops.users import Role
-from ops.web.live import CLIENT_BURST, MAX_CLIENT_MESSAGE
 from tests.fixtures.hub import (
     ConfigFactory,
     LoginAs,
@@ -170,6 +170,35 @@ async def test_subscribe_narrows_the_feed(hub: Hub, login_as: LoginAs) -> None:
         event = await _next(ws, "event")
         assert event["topic"] == "test.other"
         assert event["payload"]["number"] == 2
+
+
+async def test_channel_topics_reach_only_a_client_that_names_them(
+    hub: Hub, login_as: LoginAs
+) -> None:
+    """Whatever units send on any channel stays off the default feed, so it cannot flood it."""
+    client = await login_as(Role.VIEWER)
+    at = datetime.now(UTC)
+    channel_topics = [
+        Topic("channel.event"),
+        Topic("channel.radio.send"),
+        Topic("channel.sat_2.cancel"),
+        Topic("channel.any-new.send"),
+    ]
+    async with client.ws_connect() as ws:
+        await _next(ws, "hello")
+        for number, topic in enumerate(channel_topics):
+            hub.bus.publish(topic, Sample(number, Light.GREEN, at), source="test")
+        hub.bus.publish(SAMPLE, Sample(99, Light.GREEN, at), source="test")
+        seen: list[str] = []
+        while not seen or seen[-1] != "test.sample":
+            seen.append((await _next(ws, "event"))["topic"])
+        assert not [topic for topic in seen if topic.startswith("channel.")]
+
+        await ws.send_json({"type": "subscribe", "topics": ["channel.event"]})
+        await _next(ws, "subscribed")
+        hub.bus.publish(channel_topics[0], Sample(5, Light.GREEN, at), source="test")
+        event = await _next(ws, "event")
+        assert (event["topic"], event["payload"]["number"]) == ("channel.event", 5)
 
 
 async def test_a_flooding_client_is_closed_1008(login_as: LoginAs) -> None:

@@ -12,7 +12,8 @@ import yarl
 from aiohttp import web
 
 from ops.app import Hub
-from ops.web.access import PUBLIC, ROUTE_ROLES
+from ops.http.roles import PUBLIC
+from ops.http.routes import Api, install
 from ops.web.app import Served, create_app
 from tests.fixtures.hub import HOST, WebClient, client_of
 
@@ -130,17 +131,18 @@ async def test_wrong_method_is_405_json_with_allow(web_client: WebClient) -> Non
 
 
 async def test_unexpected_exception_is_500_without_details(
-    hub: Hub, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    hub: Hub, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A crashing handler (a route added only for this test) leaks nothing to the client."""
+    """A crashing handler (a route declared only for this test) leaks nothing to the client."""
+    api = Api("test")
 
+    @api.get("/api/v1/crash", roles=PUBLIC, summary="Crashes.")
     async def crash(request: web.Request) -> web.Response:
         del request
         raise RuntimeError("secret internal detail")
 
     app = create_app(hub)
-    app.router.add_get("/api/v1/crash", crash)
-    monkeypatch.setitem(ROUTE_ROLES, ("GET", "/api/v1/crash"), PUBLIC)
+    install(app, api)
     runner = web.AppRunner(app)
     await runner.setup()
     try:

@@ -209,6 +209,16 @@ def test_replayed_state_does_not_count_against_maxsize() -> None:
     assert sub.closed  # past the snapshot, the ordinary limit applies again
 
 
+def test_a_pattern_excludes_every_topic_it_matches_and_no_other() -> None:
+    bus = Bus()
+    sub = bus.subscribe(exclude=["channel.*.send", "channel.event"])
+    for name in ("channel.radio.send", "channel.sat-2.send", "channel.event"):
+        bus.publish(Topic(name), Reading(0), source="t")
+    for number, name in enumerate(("channel.send", "channel.a.b.send", "channel.radio.sends")):
+        bus.publish(Topic(name), Reading(number + 1), source="t")
+    assert drain(sub) == [1, 2, 3]
+
+
 def test_everything_but_excluded_topics() -> None:
     bus = Bus()
     bus.publish(LEVEL, Reading(1), source="t", key="a")

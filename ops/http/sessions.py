@@ -18,9 +18,9 @@ from aiohttp import web
 
 from db import sessions as session_rows
 from ops import audit
+from ops.http.audit import SOURCE
+from ops.http.keys import HUB_KEY
 from ops.users import Role
-from ops.web import auditing
-from ops.web.keys import HUB_KEY
 
 if TYPE_CHECKING:
     from db.pool import Connection
@@ -74,7 +74,7 @@ async def open_session(
         )
         await session_rows.purge_expired_sessions(conn)
         entry = await _audit(conn, request, username, "auth.login")
-    audit.announce(hub.bus, entry, source=auditing.SOURCE)
+    audit.announce(hub.bus, entry, source=SOURCE)
     return token, expires_at
 
 
@@ -84,7 +84,7 @@ async def close_session(request: web.Request, user: SessionUser) -> None:
     async with hub.pool.acquire() as conn, conn.transaction():
         await session_rows.delete_session(conn, user.token_hash)
         entry = await _audit(conn, request, user.username, "auth.logout")
-    audit.announce(hub.bus, entry, source=auditing.SOURCE)
+    audit.announce(hub.bus, entry, source=SOURCE)
 
 
 async def resolve_session(request: web.Request) -> SessionUser | None:
