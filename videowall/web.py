@@ -1,6 +1,6 @@
 """The wall over HTTP: layouts, tile pushes, presets, paired screens, the wall page and its feed.
 
-Roles (see ``ops.web.access``): anyone signed in reads; operators and supervisors push tiles and
+Roles (see ``ops.http.roles``): anyone signed in reads; operators and supervisors push tiles and
 recall presets; supervisors create and delete walls, presets and screens. Every change is
 audited with its actor and published on the bus, so every screen of the wall updates at once.
 
