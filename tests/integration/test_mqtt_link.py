@@ -221,6 +221,7 @@ async def test_publish_without_a_connection_raises(
     assert link.messages_out == 0
 
 
+@pytest.mark.allow_error_log(match=["MQTT handler for"])
 async def test_failing_and_slow_handlers_do_not_stop_delivery(
     mqtt_broker: tuple[str, int], mqtt_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -391,6 +392,7 @@ async def test_last_will_marks_a_killed_hub_offline(
             await client.publish(status, b"", qos=1, retain=True)
 
 
+@pytest.mark.allow_error_log(match=["refused the credentials"])
 async def test_refused_credentials_raise_auth_error(mqtt_prefix: str) -> None:
     port = free_port()
     broker = Broker(
