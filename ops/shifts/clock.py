@@ -13,6 +13,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import asyncpg
+
+from ops.core.errors import AdapterNotReady
 from ops.units.service import follow_shift
 
 if TYPE_CHECKING:
@@ -24,6 +27,14 @@ if TYPE_CHECKING:
 #: Longest single sleep: the clock wakes at least this often (seconds) and checks again, so a
 #: change of the wall clock under a sleeping loop is caught within a minute.
 DEFAULT_MAX_NAP = 60.0
+#: Failures that mean "the database is away": a backoff, not a crash with a traceback.
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
 
 
 def _utc_now() -> datetime:
@@ -60,7 +71,12 @@ class ShiftClock:
         while True:
             period = self._schedule.at(self._now())
             if period != self.applied:
-                changed = await follow_shift(self._pool, self._bus, period.name, period.started_at)
+                try:
+                    changed = await follow_shift(
+                        self._pool, self._bus, period.name, period.started_at
+                    )
+                except _UNREACHABLE as exc:
+                    raise AdapterNotReady(f"database unreachable: {exc}") from exc
                 if changed is None:
                     ctx.logger.info(
                         "shift %s (since %s) was applied already; duty set by hand stays",

@@ -74,18 +74,17 @@ class HubProcess:
             await asyncio.wait_for(self.proc.wait(), 30)
 
     async def _wait_serving(self, *, ready: bool) -> None:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session,
-            asyncio.timeout(START_TIMEOUT),
-        ):
-            while True:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+
+            async def serving() -> bool:
                 assert self.proc is not None
                 assert self.proc.returncode is None, self.log()
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                     async with session.get(f"{self.url}/readyz") as response:
-                        if response.status == 200 or not ready:
-                            return
-                await asyncio.sleep(0.1)
+                        return response.status == 200 or not ready
+                return False
+
+            await eventually(serving, timeout=START_TIMEOUT, interval=0.1)
 
     def log(self) -> str:
         return "\n".join(p.read_text()[-3000:] for p in sorted(self.cwd.glob("hub-*.log")))

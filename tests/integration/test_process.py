@@ -209,11 +209,7 @@ async def test_up_with_embedded_services_then_ctrl_c_leaves_nothing(
         await stop_hub(hub, signal.SIGINT)
     finally:
         await kill_hub(hub)
-    for _ in range(50):
-        if not processes_using(data_dir):
-            break
-        await asyncio.sleep(0.1)
-    assert processes_using(data_dir) == []
+    await eventually(lambda: not processes_using(data_dir), timeout=5, interval=0.1)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", mqtt_port))  # the broker's port is free again
 
