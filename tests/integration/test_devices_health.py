@@ -113,7 +113,9 @@ async def test_a_blip_shorter_than_the_hysteresis_does_not_flap(
             lambda: service_of(hub).service.entry(device.device_id).health.pending is not None
         )
         await device.publish_raw("status", b"online", retain=True)
-        await asyncio.sleep(3.5)
+        # Back within the hysteresis: the blip is forgotten, so nothing is left to commit later
+        # (the rules' own tests run the clock past the hysteresis).
+        await until(lambda: service_of(hub).service.entry(device.device_id).health.pending is None)
         assert state(hub, device.device_id) == "online"
         assert changes.get_nowait() is None
         changes.close()
@@ -175,12 +177,23 @@ async def test_alarms_raise_escalate_acknowledge_and_clear(
 
 async def acknowledged_alarm_does_not_escalate(hub: Hub, events: Any) -> None:
     quick = simulated(hub, interval=None)
+    witness = simulated(hub, interval=None)  # its alarm, raised later, is left to escalate
     await quick.start()
-    await until(lambda: state(hub, quick.device_id) == "online")
+    await witness.start()
+    await until(lambda: state(hub, quick.device_id) == state(hub, witness.device_id) == "online")
     await quick.crash()
     quick_alarm = await next_action_of(events, quick.device_id, "raised")
     await service_of(hub).service.acknowledge(quick_alarm.id, "teknisi-budi")
-    await asyncio.sleep(2.0)  # four times escalate_after, with the check running every 0.125 s
+    await witness.crash()
+    # Once the later alarm has escalated, the escalation check has passed the quick one's
+    # deadline too: had it been going to escalate, it would have by now.
+    seen = []
+    async with asyncio.timeout(WAIT):
+        while (change := (await events.get()).payload) is not None:
+            seen.append((change.id, change.action))
+            if change.device_id == witness.device_id and change.action == "escalated":
+                break
+    assert (quick_alarm.id, "escalated") not in seen
     async with hub.pool.acquire() as conn:
         quiet = await alarm_rows.get_alarm(conn, quick_alarm.id)
     assert quiet is not None
