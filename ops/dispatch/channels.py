@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
+import asyncpg
+
 from db import dispatch as rows
 from ops.core.errors import AdapterNotReady
 from ops.dispatch.events import ORDER_CHANGED, OrderChanged
@@ -100,8 +102,12 @@ class OutboxSender:
         ctx.heartbeat()
         while True:
             self._wake.clear()
-            while await self.drain_once():
-                ctx.heartbeat()
+            try:
+                while await self.drain_once():
+                    ctx.heartbeat()
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+                # The database went away mid-batch (the claim rolls back): a backoff, not a crash.
+                raise AdapterNotReady(f"database unreachable: {exc}") from exc
             ctx.heartbeat()
             try:
                 async with asyncio.timeout(self._poll):
