@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# Test processes in parallel: each is its own pytest session with its own database and MQTT
+# topic prefix (and, with nothing configured, its own embedded PostgreSQL and broker).
+PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: run test lint bench clean
@@ -24,7 +27,7 @@ run: $(VENV)/.installed
 
 ## test: set up and run the whole test suite
 test: $(VENV)/.installed-test
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 ## lint: ruff and mypy --strict on the packages
 lint: $(VENV)/.installed-test

@@ -154,11 +154,11 @@ class Hub:
             ADAPTER_STATUS, maxsize=64, overflow=Overflow.DROP_OLDEST, name="readiness"
         )
         self._stack.callback(statuses.close)
-        # Give the MQTT link a moment so a healthy start is ready at once; never fatal.
+        # Give the MQTT link a moment so a healthy start is ready at once, with every domain's
+        # subscription granted (what the field sends meanwhile would be lost); never fatal.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(cfg.mqtt.connect_timeout):
-                while not self.mqtt.connected:
-                    await statuses.get()
+                await self.mqtt.wait_subscribed()
         await self.check_readiness()
         self._readiness_task = asyncio.create_task(
             self._watch_readiness(statuses), name="readiness"

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
@@ -14,7 +14,7 @@ import asyncpg
 from db.embedded import EmbeddedPostgres, EmbeddedPostgresError
 from db.pool import create_pool
 from ops.core.config import Config
-from ops.core.errors import ConfigError, PoskoError
+from ops.core.errors import AdapterNotReady, ConfigError, PoskoError
 from ops.core.supervisor import RestartPolicy
 
 _LOGGER = logging.getLogger(__name__)
@@ -159,3 +159,22 @@ async def _close(pool: asyncpg.Pool, grace: float) -> None:
     except TimeoutError:
         _LOGGER.warning("database pool did not close within %.1f s; terminating", grace)
         pool.terminate()
+
+
+#: Failures that mean the database is away (restarting, the network cut), not a fault in the work.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+@contextlib.contextmanager
+def backoff_while_unreachable() -> Iterator[None]:
+    """Turn a lost database into ``AdapterNotReady``: the supervisor backs off, no crash logged."""
+    try:
+        yield
+    except UNREACHABLE as exc:
+        raise AdapterNotReady(f"database unreachable: {exc}") from exc

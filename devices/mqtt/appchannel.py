@@ -11,9 +11,10 @@ wire format is :mod:`devices.mqtt.appcodec`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 from devices.mqtt.appcodec import (
     CHANNEL,
@@ -36,10 +37,9 @@ from ops.core.channels import (
 )
 from ops.core.errors import AdapterNotReady
 from ops.core.events import UNIT_POSITION_REPORTED, UnitPositionReported
+from ops.core.mqtt import MqttPort
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from devices.mqtt.link import MqttMessage
     from ops.core.adapter import AdapterContext
     from ops.core.bus import Bus
@@ -47,34 +47,8 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 SOURCE: Final = "channel-mqtt"
-
-
-class MqttPort(Protocol):
-    """The part of the hub's MQTT link this channel uses."""
-
-    @property
-    def connected(self) -> bool:
-        """Whether the link has a broker connection now."""
-        ...
-
-    def topic(self, *parts: str) -> str:
-        """Join parts under the configured prefix."""
-        ...
-
-    def subscribe(
-        self,
-        topic_filter: str,
-        handler: Callable[[MqttMessage], Awaitable[None] | None],
-        qos: int = 1,
-    ) -> None:
-        """Register a handler, kept across reconnects."""
-        ...
-
-    async def publish(
-        self, topic: str, payload: bytes | str, *, qos: int = 0, retain: bool = False
-    ) -> None:
-        """Publish and wait for the broker's acknowledgement (QoS 1)."""
-        ...
+#: Longest wait (seconds) for the broker to grant the events subscription before an order goes.
+SUBSCRIBE_WAIT: Final = 5.0
 
 
 class MqttAppChannel:
@@ -107,12 +81,26 @@ class MqttAppChannel:
                     queue.failed(copy, str(exc), retryable=False)
                     continue
                 try:
+                    await self._answers_heard()
                     await self._port.publish(topic, payload, qos=1)
                 except (AdapterNotReady, TimeoutError, OSError) as exc:
                     queue.failed(copy, f"cannot publish to {topic}: {exc}", retryable=True)
                     continue
                 queue.sent(copy, f"attempt {copy.attempt} to {copy.address}")
                 ctx.heartbeat()
+
+    async def _answers_heard(self) -> None:
+        """Wait until the broker granted the events subscription, so the answer is not lost.
+
+        An order published before the broker grants it is answered into the void: the unit
+        acknowledges, nobody is subscribed yet, and the order times out although it was taken.
+
+        Raises:
+            TimeoutError: not granted within ``SUBSCRIBE_WAIT`` seconds (the copy is retried).
+        """
+        if not self._port.subscribed:
+            async with asyncio.timeout(SUBSCRIBE_WAIT):
+                await self._port.wait_subscribed()
 
     def on_position(self, message: MqttMessage) -> None:
         """One position message: parsed here, validated and batched by the units' ingestor."""

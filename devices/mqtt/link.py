@@ -11,6 +11,11 @@ receives, and every ``heartbeat_interval`` when the broker acknowledges a QoS 1 
 ``{prefix}/hub/{hub_id}/heartbeat``. A half-dead connection (no acknowledgements, no traffic)
 therefore goes stale and the supervisor restarts it.
 
+A filter registered while connected is subscribed in the background; until the broker grants it,
+messages on it are not delivered to the hub at all (a broker drops what nobody subscribed to).
+``subscribed`` and ``wait_subscribed()`` say when every registered filter is in force, so the hub
+reports itself started only once what the field sends already reaches it.
+
 Handlers run inline in arrival order, so each handler sees its messages in order. A coroutine
 handler is bounded by ``handler_timeout``: if it overruns it is cancelled and counted as a
 failure, so a slow handler delays the receive loop by at most that much per message. Handlers
@@ -115,6 +120,8 @@ class MqttLink:
         self._routes: list[_Route] = []
         self._pending: dict[str, int] = {}
         self._pending_added = asyncio.Event()
+        #: Set while connected with every registered filter granted by the broker.
+        self._settled = asyncio.Event()
         self._reported: set[tuple[_Route, type[BaseException]]] = set()
         self._client: aiomqtt.Client | None = None
 
@@ -139,6 +146,20 @@ class MqttLink:
         """True only between an accepted CONNACK and the loss or end of that connection."""
         return self._client is not None
 
+    @property
+    def subscribed(self) -> bool:
+        """True while connected with every filter registered so far granted by the broker."""
+        return self._settled.is_set()
+
+    async def wait_subscribed(self) -> None:
+        """Wait until the link is connected and every filter registered so far is in force.
+
+        A filter registered while connected takes effect only once the broker has granted it;
+        a message published before then is lost (nobody was subscribed). Callers that promise
+        "started" bound this wait themselves.
+        """
+        await self._settled.wait()
+
     def topic(self, *parts: str) -> str:
         """Join ``parts`` under the configured prefix: ``topic("units", "u1", "orders")``."""
         return "/".join((self.prefix, *parts))
@@ -156,6 +177,7 @@ class MqttLink:
         self._routes.append(_Route(topic_filter, handler, qos))
         if self._client is not None and (before is None or qos > before):
             self._pending[topic_filter] = max(qos, before or 0)
+            self._settled.clear()
             self._pending_added.set()
 
     async def publish(
@@ -197,6 +219,7 @@ class MqttLink:
             raise AdapterNotReady(f"MQTT connection lost: {_explain(exc)}") from exc
         finally:
             self._client = None
+            self._settled.clear()
             await self._disconnect(client)
 
     # -- one connection -------------------------------------------------------------------------
@@ -272,6 +295,7 @@ class MqttLink:
         try:
             await self._subscribe_all(client)
             await client.publish(self.status_topic, STATUS_ONLINE, qos=1, retain=True)
+            self._settle()
             ctx.heartbeat()
             await _first_to_end(
                 self._receive(client, ctx),
@@ -280,6 +304,7 @@ class MqttLink:
             )
         except asyncio.CancelledError:
             self._client = None
+            self._settled.clear()
             await self._say_offline(client)
             raise
 
@@ -293,6 +318,12 @@ class MqttLink:
             self._pending_added.clear()
             batch, self._pending = self._pending, {}
             await self._subscribe(client, batch)
+            self._settle()
+
+    def _settle(self) -> None:
+        """Mark the subscriptions in force, unless more were registered while granting these."""
+        if self._client is not None and not self._pending:
+            self._settled.set()
 
     async def _subscribe(self, client: aiomqtt.Client, filters: dict[str, int]) -> None:
         if not filters:

@@ -54,6 +54,8 @@ class UnitApp:
         self.journal = journal
         self.received: list[dict[str, Any]] = []
         self.acted: list[str] = []
+        #: Order ids of the acknowledgements the broker took, in the order they went out.
+        self.acked: list[str] = []
         self.subscribed = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         if journal is not None and journal.exists():
@@ -138,6 +140,7 @@ class UnitApp:
             if self.ack_delay:
                 await asyncio.sleep(self.ack_delay)
             await self._publish_on(client, self.events_topic, {"type": "ack", "order": order_id})
+            self.acked.append(order_id)
 
     async def _publish(self, topic: str, body: dict[str, Any], qos: int = 1) -> None:
         if self._client is None:

@@ -36,6 +36,15 @@ class MqttPort(Protocol):
         """True while the link holds an accepted broker connection."""
         ...
 
+    @property
+    def subscribed(self) -> bool:
+        """True while connected with every registered filter granted by the broker."""
+        ...
+
+    async def wait_subscribed(self) -> None:
+        """Wait until connected with every registered filter granted (callers bound the wait)."""
+        ...
+
     def topic(self, *parts: str) -> str:
         """Join ``parts`` under the configured prefix."""
         ...

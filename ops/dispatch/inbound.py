@@ -41,6 +41,7 @@ from ops.core.channels import (
     UnitTextReceived,
 )
 from ops.core.warnonce import WarnOnce
+from ops.database import backoff_while_unreachable
 from ops.dispatch.ledger import Effects, Ledger, OrderNotFound
 from ops.units.errors import InvalidUnit, UnitNotFound
 from ops.units.positions import Rejection
@@ -109,7 +110,8 @@ class FieldInbound:
         while True:
             if self._head is None:
                 self._head = await self._subscription.get()
-            await self.handle(self._head.payload)
+            with backoff_while_unreachable():
+                await self.handle(self._head.payload)
             self._head = None
             self.handled += 1
             ctx.heartbeat()

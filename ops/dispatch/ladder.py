@@ -17,6 +17,7 @@ from db import cases as case_rows
 from db import dispatch as rows
 from db import units as unit_rows
 from ops.core.events import AlarmRaised, Severity
+from ops.database import backoff_while_unreachable
 from ops.dispatch.ledger import Effects, Ledger
 from ops.units import recommend
 
@@ -233,6 +234,7 @@ class DispatchWatch:
     async def run(self, ctx: AdapterContext) -> None:
         """Check, heartbeat, sleep; forever."""
         while True:
-            await self._ladder.check_timeouts()
+            with backoff_while_unreachable():
+                await self._ladder.check_timeouts()
             ctx.heartbeat()
             await asyncio.sleep(self._interval)

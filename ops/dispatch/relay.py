@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from db import dispatch as rows
 from ops.core.channels import SendCopy, send_topic
+from ops.database import backoff_while_unreachable
 
 if TYPE_CHECKING:
     from db.pool import Pool
@@ -59,8 +60,9 @@ class OutboxRelay:
         ctx.heartbeat()
         while True:
             self._wake.clear()
-            while await self.relay_once():
-                ctx.heartbeat()
+            with backoff_while_unreachable():
+                while await self.relay_once():
+                    ctx.heartbeat()
             ctx.heartbeat()
             try:
                 async with asyncio.timeout(self._poll):

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from ops.database import backoff_while_unreachable
 from ops.units.service import follow_shift
 
 if TYPE_CHECKING:
@@ -60,7 +61,10 @@ class ShiftClock:
         while True:
             period = self._schedule.at(self._now())
             if period != self.applied:
-                changed = await follow_shift(self._pool, self._bus, period.name, period.started_at)
+                with backoff_while_unreachable():
+                    changed = await follow_shift(
+                        self._pool, self._bus, period.name, period.started_at
+                    )
                 if changed is None:
                     ctx.logger.info(
                         "shift %s (since %s) was applied already; duty set by hand stays",

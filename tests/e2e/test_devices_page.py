@@ -15,6 +15,7 @@ from ops.users import Role
 from tests.e2e.conftest import NewPage, console_user, keep_screenshot, run_hub, sign_in
 from tests.fixtures.devices import register_device
 from tests.fixtures.hub import ConfigFactory, unique_name
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.broker]
 
@@ -38,9 +39,7 @@ async def test_a_technician_watches_a_device_fail_acknowledges_and_commands(
             await device.send_telemetry({"battery_pct": level, "rssi_dbm": -65})
             await asyncio.sleep(0.1)
         parts = service_of(hub)
-        async with asyncio.timeout(10):
-            while parts.history.written < 3:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+        await eventually(lambda: parts.history.written >= 3, timeout=10)
 
         username, password = await console_user(hub, Role.TECHNICIAN)
         page = await new_page()

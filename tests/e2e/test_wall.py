@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 from typing import Any
@@ -24,6 +23,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.test_console import CASES, create_case
 from tests.fixtures.hub import ConfigFactory, client_of, log_in, unique_name
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.broker]
 
@@ -119,13 +119,13 @@ async def test_push_a_case_and_a_map_view_from_the_console_to_the_wall(
     await expect(_tile(screen, 5).locator(".pin-case").first).to_be_attached()
     # The screen shows in device health as a wall screen device, reported over its socket
     # (asked of the hub: other tests' devices share the database and the console's first rows).
-    async with asyncio.timeout(10):
-        while True:
-            listed = await _api(served, *operator, "GET", "/api/v1/devices?kind=wall_screen")
-            names = {d["name"]: d["state"] for d in listed["devices"]}
-            if names.get(f"{wall} / tengah") == "online":
-                break
-            await asyncio.sleep(0.1)
+
+    async def screen_online() -> bool:
+        listed = await _api(served, *operator, "GET", "/api/v1/devices?kind=wall_screen")
+        names = {d["name"]: d["state"] for d in listed["devices"]}
+        return names.get(f"{wall} / tengah") == "online"
+
+    await eventually(screen_online, timeout=10, interval=0.1)
     await keep_screenshot(screen, "wall", docs=True)
     await keep_screenshot(console, "console-wall-control")
 
@@ -395,12 +395,12 @@ async def test_open_device_alarms_reach_the_console_and_the_wall_and_escalations
         screen = await _open_wall(new_page, served, supervisor, wall, "alarm")
         # The sensor is online before it fails (other tests' devices share the database, so it
         # need not be among the console list's first rows: ask the hub).
-        async with asyncio.timeout(10):
-            while True:
-                path = f"/api/v1/devices/{device.device_id}"
-                if (await _api(served, *supervisor, "GET", path))["state"] == "online":
-                    break
-                await asyncio.sleep(0.1)
+
+        async def sensor_online() -> bool:
+            path = f"/api/v1/devices/{device.device_id}"
+            return bool((await _api(served, *supervisor, "GET", path))["state"] == "online")
+
+        await eventually(sensor_online, timeout=10, interval=0.1)
 
         await device.crash()
         alarm = console.locator("#alarm-panel li", has_text="Pos Pantau Kali Angke")

@@ -226,6 +226,7 @@ async def test_region_rules_are_one_per_region_whatever_the_case(
 # -- what a 500 logs ----------------------------------------------------------------------------
 
 
+@pytest.mark.allow_error_log(match=["unhandled error in POST"])
 async def test_a_crash_on_a_follow_up_logs_the_route_never_the_secret_code(
     web_client: WebClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

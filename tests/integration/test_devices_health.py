@@ -30,6 +30,7 @@ from ops.devicehealth.events import DEVICE_ALARM, DEVICE_HEALTH
 from tests.faultproxy import FaultProxy
 from tests.fixtures.devices import register_device
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, unique_name
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
@@ -40,16 +41,12 @@ WAIT = 15.0
 async def devices_hub(device_hub_config: ConfigFactory, **devices: Any) -> AsyncIterator[Hub]:
     config = device_hub_config(devices={"hysteresis": 0.3, "offline_after": 30.0, **devices})
     async with Hub(config, restart_policy=TEST_RESTART_POLICY) as hub:
-        async with asyncio.timeout(WAIT):
-            while not service_of(hub).devicebus.link.connected:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+        await until(lambda: service_of(hub).devicebus.link.connected)
         yield hub
 
 
-async def until(condition: Callable[[], bool], within: float = WAIT) -> None:
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+async def until(condition: Callable[[], object], within: float = WAIT) -> None:
+    await eventually(condition, timeout=within)
 
 
 def state(hub: Hub, device_id: str) -> str | None:
@@ -116,7 +113,9 @@ async def test_a_blip_shorter_than_the_hysteresis_does_not_flap(
             lambda: service_of(hub).service.entry(device.device_id).health.pending is not None
         )
         await device.publish_raw("status", b"online", retain=True)
-        await asyncio.sleep(3.5)
+        # Back within the hysteresis: the blip is forgotten, so nothing is left to commit later
+        # (the rules' own tests run the clock past the hysteresis).
+        await until(lambda: service_of(hub).service.entry(device.device_id).health.pending is None)
         assert state(hub, device.device_id) == "online"
         assert changes.get_nowait() is None
         changes.close()
@@ -178,12 +177,23 @@ async def test_alarms_raise_escalate_acknowledge_and_clear(
 
 async def acknowledged_alarm_does_not_escalate(hub: Hub, events: Any) -> None:
     quick = simulated(hub, interval=None)
+    witness = simulated(hub, interval=None)  # its alarm, raised later, is left to escalate
     await quick.start()
-    await until(lambda: state(hub, quick.device_id) == "online")
+    await witness.start()
+    await until(lambda: state(hub, quick.device_id) == state(hub, witness.device_id) == "online")
     await quick.crash()
     quick_alarm = await next_action_of(events, quick.device_id, "raised")
     await service_of(hub).service.acknowledge(quick_alarm.id, "teknisi-budi")
-    await asyncio.sleep(2.0)  # four times escalate_after, with the check running every 0.125 s
+    await witness.crash()
+    # Once the later alarm has escalated, the escalation check has passed the quick one's
+    # deadline too: had it been going to escalate, it would have by now.
+    seen = []
+    async with asyncio.timeout(WAIT):
+        while (change := (await events.get()).payload) is not None:
+            seen.append((change.id, change.action))
+            if change.device_id == witness.device_id and change.action == "escalated":
+                break
+    assert (quick_alarm.id, "escalated") not in seen
     async with hub.pool.acquire() as conn:
         quiet = await alarm_rows.get_alarm(conn, quick_alarm.id)
     assert quiet is not None
@@ -224,9 +234,7 @@ async def test_the_hubs_own_alarms_and_adapters_are_devices(
             async with hub.pool.acquire() as conn:
                 return await alarm_rows.list_alarms(conn, device_id="adapter:radio-1")
 
-        async with asyncio.timeout(WAIT):
-            while not (rows := await stored()):  # noqa: ASYNC110 - polling the database
-                await asyncio.sleep(0.05)
+        rows = await eventually(stored, timeout=WAIT)
         assert (rows[0].code, rows[0].severity, rows[0].status) == (
             "restart_storm",
             "critical",
@@ -480,16 +488,17 @@ async def test_panic_presses_keep_a_press_only_button_online(
         assert "offline" not in seen
         assert state(hub, button) == "online"
         # The panic intake still gets every press on its own subscription: one press id, one case.
-        async with asyncio.timeout(WAIT):
-            while True:
-                async with hub.pool.acquire() as conn:
-                    count = await conn.fetchval(
+
+        async def cases_of_button() -> int:
+            async with hub.pool.acquire() as conn:
+                return int(
+                    await conn.fetchval(
                         "SELECT count(*) FROM cases WHERE reporter_contact = $1",
                         f"device:{button}",
                     )
-                if count:
-                    break
-                await asyncio.sleep(0.05)
+                )
+
+        count = await eventually(cases_of_button, timeout=WAIT)
         assert count == 1
         # Silent again, it goes offline as before.
         await until(lambda: state(hub, button) == "offline")

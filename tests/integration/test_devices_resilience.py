@@ -19,6 +19,7 @@ from tests.fixtures.broker import BrokerProcessFactory
 from tests.fixtures.devices import register_device
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, unique_name
 from tests.integration.test_devices_health import WAIT, devices_hub, simulated, state, until
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
@@ -37,7 +38,8 @@ async def test_a_refused_row_does_not_block_other_devices(
             key=bad,
         )
         await until(lambda: state(hub, bad) == "online")
-        await asyncio.sleep(1.0)  # its rows reach the database and are refused
+        # Its rows reach the database and are refused.
+        await until(lambda: parts.service.refused >= 1 and parts.history.refused >= 1)
         good = simulated(hub, interval=None)
         await good.start()
         await good.send_telemetry({"battery_pct": 55})
@@ -57,12 +59,11 @@ async def test_a_refused_row_does_not_block_other_devices(
                 )
             return row, count
 
-        async with asyncio.timeout(WAIT):
-            while True:
-                row, count = await stored()
-                if row is not None and row["state"] == "online" and count >= 1:
-                    break
-                await asyncio.sleep(0.1)
+        async def stored_online() -> Any:
+            row, count = await stored()
+            return row if row is not None and row["state"] == "online" and count >= 1 else None
+
+        row = await eventually(stored_online, timeout=WAIT, interval=0.1)
         assert row["figures"]["battery_pct"] == 55, (row, parts.service.refused)
         assert parts.history.pending() == 0
         assert parts.service.refused >= 1
@@ -176,6 +177,7 @@ async def test_a_broker_outage_pauses_silence(
         assert state(hub, talker) == "online"
 
 
+@pytest.mark.allow_error_log(match=["adapter devicehealth-persister crashed"])
 async def test_the_health_loops_are_supervised_adapters(
     device_hub_config: ConfigFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
@@ -29,6 +28,7 @@ from tests.fixtures.hub import (
 )
 from tests.integration.test_devices_health import simulated, state, until
 from tests.integration.test_openapi import _spec, _validate
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
@@ -41,9 +41,7 @@ async def web_hub(
         devices={"hysteresis": 0.2, "sample_every": 0.0, "escalate_after": 60.0, **devices}
     )
     async with start_web_hub(config) as (hub, served):
-        async with asyncio.timeout(10):
-            while not hub.mqtt.connected:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+        await eventually(lambda: hub.mqtt.connected, timeout=10)
         yield hub, served
 
 
@@ -236,17 +234,14 @@ async def test_live_device_history_commands_alarms_and_metrics(
         # The threshold alarm was raised and cleared; now the device dies.
         await device.crash()
         await until(lambda: state(hub, device.device_id) == "offline")
-        alarm: dict[str, Any] | None = None
-        async with asyncio.timeout(10):
-            while alarm is None:
-                status, page = await call(
-                    viewer,
-                    "GET",
-                    f"/api/v1/alarms?status=active&device_id={device.device_id}",
-                    spec,
-                )
-                alarm = next((a for a in page["alarms"] if a["code"] == "offline"), None)
-                await asyncio.sleep(0.05)
+
+        async def offline_alarm() -> Any:
+            _, page = await call(
+                viewer, "GET", f"/api/v1/alarms?status=active&device_id={device.device_id}", spec
+            )
+            return next((a for a in page["alarms"] if a["code"] == "offline"), None)
+
+        alarm: dict[str, Any] = await eventually(offline_alarm, timeout=10)
         status, acked = await call(
             tech,
             "POST",

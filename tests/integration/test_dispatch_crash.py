@@ -24,6 +24,7 @@ from ops.users import add_user
 from tests.faultproxy import FaultProxy
 from tests.fixtures.hub import unique_name
 from tests.integration.units_support import new_spot
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.broker]
 
@@ -73,18 +74,17 @@ class HubProcess:
             await asyncio.wait_for(self.proc.wait(), 30)
 
     async def _wait_serving(self, *, ready: bool) -> None:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session,
-            asyncio.timeout(START_TIMEOUT),
-        ):
-            while True:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+
+            async def serving() -> bool:
                 assert self.proc is not None
                 assert self.proc.returncode is None, self.log()
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                     async with session.get(f"{self.url}/readyz") as response:
-                        if response.status == 200 or not ready:
-                            return
-                await asyncio.sleep(0.1)
+                        return response.status == 200 or not ready
+                return False
+
+            await eventually(serving, timeout=START_TIMEOUT, interval=0.1)
 
     def log(self) -> str:
         return "\n".join(p.read_text()[-3000:] for p in sorted(self.cwd.glob("hub-*.log")))
@@ -185,16 +185,16 @@ async def copies(pool: Pool, order_id: str) -> list[dict[str, Any]]:
 
 async def wait_status(pool: Pool, order_id: str, status: str, hub: HubProcess) -> None:
     try:
-        async with asyncio.timeout(WAIT):
-            while True:
-                async with pool.acquire() as conn:
-                    current = await conn.fetchval(
-                        "SELECT status FROM dispatch_orders WHERE id = $1", order_id
-                    )
-                if current == status:
-                    return
-                await asyncio.sleep(0.1)
-    except TimeoutError:
+
+        async def reached() -> bool:
+            async with pool.acquire() as conn:
+                current = await conn.fetchval(
+                    "SELECT status FROM dispatch_orders WHERE id = $1", order_id
+                )
+            return bool(current == status)
+
+        await eventually(reached, timeout=WAIT, interval=0.1)
+    except AssertionError:
         copies_now = await copies(pool, order_id)
         raise AssertionError(
             f"order {order_id} never {status}: {copies_now}\n{hub.log()}"
@@ -247,16 +247,18 @@ async def test_killed_after_sending_before_the_acknowledgement(
     async with hub_process(tmp_path, pg_dsn, f"mqtt://{host}:{port}", prefix) as hub, unit_app(app):
         await hub.start()
         order_id = await dispatch(hub, operator, case_id, unit_id)
-        async with asyncio.timeout(WAIT):
-            while not app.acted:  # noqa: ASYNC110
-                await asyncio.sleep(0.02)
+        await eventually(lambda: app.acted, timeout=WAIT, interval=0.02)
+
+        async def committed_as_sent() -> bool:
             # ...and the hub has committed it as sent (the app's ack is still seconds away).
-            while (await copies(db_pool, order_id))[0]["state"] == "queued":  # noqa: ASYNC110
-                await asyncio.sleep(0.02)
+            return bool((await copies(db_pool, order_id))[0]["state"] != "queued")
+
+        await eventually(committed_as_sent, timeout=WAIT, interval=0.02)
         hub.kill()
         await hub.reap()
         assert [c["state"] for c in await copies(db_pool, order_id)] in (["sent"], ["delivered"])
-        await asyncio.sleep(app.ack_delay + 0.5)  # the first acknowledgement goes nowhere
+        # The first acknowledgement goes out while the hub is down, and so goes nowhere.
+        await eventually(lambda: app.acked, timeout=WAIT)
 
         await hub.start()
         await wait_status(db_pool, order_id, "acknowledged", hub)
@@ -323,21 +325,21 @@ async def test_killed_after_publishing_before_the_sent_mark(
 async def wait_blocked_sender(pool: Pool, holder_pid: int, app: UnitApp, hub: HubProcess) -> None:
     """Until the app has the copy and the hub's 'sent' record waits on the test's lock."""
     try:
-        async with asyncio.timeout(WAIT):
-            while True:
-                async with pool.acquire() as conn:
-                    blocked = await conn.fetchval(
-                        """
-                        SELECT count(*) FROM pg_stat_activity
-                        WHERE $1 = ANY(pg_blocking_pids(pid))
-                          AND query ILIKE '%INSERT INTO dispatch_events%'
-                        """,
-                        holder_pid,
-                    )
-                if blocked and app.received:
-                    return
-                await asyncio.sleep(0.05)
-    except TimeoutError:
+
+        async def blocked() -> bool:
+            async with pool.acquire() as conn:
+                waiting = await conn.fetchval(
+                    """
+                    SELECT count(*) FROM pg_stat_activity
+                    WHERE $1 = ANY(pg_blocking_pids(pid))
+                      AND query ILIKE '%INSERT INTO dispatch_events%'
+                    """,
+                    holder_pid,
+                )
+            return bool(waiting and app.received)
+
+        await eventually(blocked, timeout=WAIT)
+    except AssertionError:
         raise AssertionError(f"the sender never published: {app.received}\n{hub.log()}") from None
 
 

@@ -27,6 +27,7 @@ from tests.integration.units_support import (
     new_spot,
     signed_in,
 )
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
@@ -55,13 +56,13 @@ def app_for(hub: Hub, unit_id: str, **kwargs: Any) -> UnitApp:
 async def wait_order(
     client: Any, order_id: str, status: str, within: float = WAIT
 ) -> dict[str, Any]:
-    async with asyncio.timeout(within):
-        while True:
-            code, body = await json_of(client, "GET", f"/api/v1/dispatches/{order_id}")
-            assert code == 200, body
-            if body["status"] == status:
-                return dict(body)
-            await asyncio.sleep(0.1)
+
+    async def reached() -> dict[str, Any] | None:
+        code, body = await json_of(client, "GET", f"/api/v1/dispatches/{order_id}")
+        assert code == 200, body
+        return dict(body) if body["status"] == status else None
+
+    return await eventually(reached, timeout=within, interval=0.1)
 
 
 async def alarm_for(alarms: Any, order_id: str, within: float = WAIT) -> AlarmRaised:
@@ -157,9 +158,7 @@ async def test_dispatch_over_the_app_is_acknowledged_once(hub: Hub, login_as: Lo
         service = parts_of(hub).service
         before = service.duplicate_acks
         await app._publish(app.events_topic, {"type": "ack", "order": order_id})
-        async with asyncio.timeout(WAIT):
-            while service.duplicate_acks == before:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+        await eventually(lambda: service.duplicate_acks != before, timeout=WAIT)
         code, again = await json_of(operator, "GET", f"/api/v1/dispatches/{order_id}")
         assert again["events"] == done["events"]
         # ...and so does a person entering it by hand.
@@ -175,16 +174,16 @@ async def test_dispatch_over_the_app_is_acknowledged_once(hub: Hub, login_as: Lo
         # The unit reports its progress and a note; both are recorded.
         await app.send_status("on_scene", order_id)
         await app.send_text("Two people trapped, need a ladder", order_id)
-        async with asyncio.timeout(WAIT):
-            while True:
-                code, unit = await json_of(operator, "GET", f"/api/v1/units/{unit_id}")
-                async with hub.pool.acquire() as conn:
-                    notes = await conn.fetch(
-                        "SELECT author, body FROM case_notes WHERE case_id = $1", case_id
-                    )
-                if unit["status"] == "on_scene" and notes:
-                    break
-                await asyncio.sleep(0.1)
+
+        async def recorded() -> list[Any]:
+            _code, unit = await json_of(operator, "GET", f"/api/v1/units/{unit_id}")
+            async with hub.pool.acquire() as conn:
+                notes = await conn.fetch(
+                    "SELECT author, body FROM case_notes WHERE case_id = $1", case_id
+                )
+            return notes if unit["status"] == "on_scene" else []
+
+        notes = await eventually(recorded, timeout=WAIT, interval=0.1)
         assert notes[0]["author"] == f"unit:{unit_id}"
         assert "need a ladder" in notes[0]["body"]
 
@@ -377,12 +376,12 @@ async def test_an_ack_on_any_channel_closes_the_order_on_all(hub: Hub, login_as:
             json={"case": case_id, "unit": unit_id, "message": "go"},
         )
         assert code == 201
-        async with asyncio.timeout(WAIT):
-            while True:
-                code, body = await json_of(operator, "GET", f"/api/v1/dispatches/{order['id']}")
-                if body["assignments"][0]["ladder"][0]["state"] == "delivered":
-                    break
-                await asyncio.sleep(0.05)
+
+        async def delivered() -> bool:
+            _code, body = await json_of(operator, "GET", f"/api/v1/dispatches/{order['id']}")
+            return bool(body["assignments"][0]["ladder"][0]["state"] == "delivered")
+
+        await eventually(delivered, timeout=WAIT)
         # The unit calls in by phone: that closes the copy still waiting on the app.
         code, answer = await json_of(
             operator,
@@ -399,9 +398,7 @@ async def test_an_ack_on_any_channel_closes_the_order_on_all(hub: Hub, login_as:
         service = parts_of(hub).service
         before = service.duplicate_acks
         await app._publish(app.events_topic, {"type": "ack", "order": order["id"]})
-        async with asyncio.timeout(WAIT):
-            while service.duplicate_acks == before:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+        await eventually(lambda: service.duplicate_acks != before, timeout=WAIT)
         code, again = await json_of(operator, "GET", f"/api/v1/dispatches/{order['id']}")
         assert again["events"] == done["events"]
         assert again["assignments"] == done["assignments"]
@@ -489,19 +486,19 @@ async def test_text_from_a_unit_without_an_order_opens_one_case_where_it_is(hub:
         await app.send_text(f"{text} (kedua)", message_id="m-2")
         # The app's events are handled in order: once the last one made its case, the
         # redelivery before it has been handled too.
-        async with asyncio.timeout(WAIT):
-            while True:
-                async with hub.pool.acquire() as conn:
-                    rows = await conn.fetch(
-                        """
-                        SELECT channel, category, title, description, lat, lon, reporter_name
-                        FROM cases WHERE description LIKE '%' || $1 || '%' ORDER BY id
-                        """,
-                        text,
-                    )
-                if any("(kedua)" in row["description"] for row in rows):
-                    break
-                await asyncio.sleep(0.1)
+
+        async def both_handled() -> list[Any]:
+            async with hub.pool.acquire() as conn:
+                rows = await conn.fetch(
+                    """
+                    SELECT channel, category, title, description, lat, lon, reporter_name
+                    FROM cases WHERE description LIKE '%' || $1 || '%' ORDER BY id
+                    """,
+                    text,
+                )
+            return rows if any("(kedua)" in row["description"] for row in rows) else []
+
+        rows = await eventually(both_handled, timeout=WAIT, interval=0.1)
     assert len(rows) == 2  # m-1 once, m-2 once
     first = rows[0]
     assert (first["channel"], first["category"]) == ("field", "other")

@@ -9,6 +9,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -21,6 +22,7 @@ from ops.dispatch.setup import add_channel, parts_of
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, unique_name
 from tests.integration.dispatch_support import RecordingRadio
 from tests.integration.units_support import add_case, add_unit, new_spot
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
@@ -60,6 +62,7 @@ async def failing_once(hub: Hub, unit_id: str, kind: str) -> AsyncIterator[None]
             await conn.execute(f"DROP SEQUENCE IF EXISTS {name}_seq")
 
 
+@pytest.mark.allow_error_log(match=["adapter dispatch-inbound crashed"])
 async def test_an_ack_queued_when_the_event_worker_failed_is_handled_after_its_restart(
     hub: Hub,
 ) -> None:
@@ -154,12 +157,13 @@ async def test_a_copy_resent_after_a_restart_gets_its_full_timeout(
         async with asyncio.timeout(WAIT):
             [again] = await radio.copies_of(order_id)
             assert again.attempt == 2
-            while True:
-                async with hub.pool.acquire() as conn:
-                    [copy] = await rows.outbox_of(conn, order_id)
-                if copy.state == "timed_out":
-                    break
-                await asyncio.sleep(0.1)
+
+        async def timed_out() -> Any:
+            async with hub.pool.acquire() as conn:
+                [copy] = await rows.outbox_of(conn, order_id)
+            return copy if copy.state == "timed_out" else None
+
+        copy = await eventually(timed_out, timeout=WAIT, interval=0.1)
         events = [e.kind for e in (await parts_of(hub).service.detail(order_id)).events]
     # Sent again after the restart, and only then given up on: a full timeout after the resend.
     assert copy.attempts == 2
@@ -209,13 +213,15 @@ async def test_a_timeout_does_not_overwrite_a_copy_just_sent(
             # ...while the watch, working from its snapshot, finds the copy overdue and waits.
             check = asyncio.create_task(ladder.check_timeouts())
             blocker = sender.get_server_pid()
-            async with asyncio.timeout(WAIT):
+
+            async def waits_on_the_lock() -> Any:
                 # Nothing to await here: the database is asked who waits on whom.
-                while not await probe.fetchval(  # noqa: ASYNC110
+                return await probe.fetchval(
                     "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
                     blocker,
-                ):
-                    await asyncio.sleep(0.02)
+                )
+
+            await eventually(waits_on_the_lock, timeout=WAIT, interval=0.02)
             assert await rows.mark_sent(sender, copy.id, 1, fresh) is not None
             await claim.commit()
             assert await check == 0

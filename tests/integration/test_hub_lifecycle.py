@@ -26,6 +26,7 @@ from ops.serve import serve
 from ops.web.app import Served
 from tests.faultproxy import FaultProxy
 from tests.fixtures.database import scratch_data_dir
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
@@ -181,10 +182,10 @@ async def test_hub_started_before_its_database_waits_for_it(make_hub_config, pg_
                     assert response.status == 503
                     assert (await response.json())["error"]["code"] == "starting"
                 attempts = f"database unreachable at 127.0.0.1:{proxy.port} (attempt 2"
-                async with asyncio.timeout(20):
-                    # Polling the captured log is the point: there is no event for it.
-                    while not any(attempts in r.getMessage() for r in caplog.records):  # noqa: ASYNC110
-                        await asyncio.sleep(0.05)
+                # Polling the captured log is the point: there is no event for it.
+                await eventually(
+                    lambda: any(attempts in r.getMessage() for r in caplog.records), timeout=20
+                )
                 assert not task.done(), "an unreachable database must not end the hub"
 
                 proxy.restore()
@@ -279,12 +280,13 @@ async def _serve(
 
 
 async def _poll(session: aiohttp.ClientSession, url: str, status: int, within: float = 20) -> dict:
-    async with asyncio.timeout(within):
-        while True:
-            try:
-                async with session.get(url) as response:
-                    if response.status == status:
-                        return await response.json()
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
+    async def answered() -> dict | None:
+        try:
+            async with session.get(url) as response:
+                if response.status == status:
+                    return dict(await response.json())
+        except aiohttp.ClientError:
+            pass
+        return None
+
+    return await eventually(answered, timeout=within, interval=0.1)

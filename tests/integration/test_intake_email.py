@@ -18,6 +18,7 @@ from ops.core.events import AdapterState
 from ops.intake.email import MailHandler
 from tests.fixtures.broker import free_port
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
@@ -32,9 +33,7 @@ async def mail_hub(make_hub_config: ConfigFactory) -> AsyncIterator[tuple[Hub, i
     port = free_port()
     config = make_hub_config(intake={"smtp_port": port, "max_mail_bytes": MAX_MAIL})
     async with Hub(config, restart_policy=TEST_RESTART_POLICY) as hub:
-        async with asyncio.timeout(START_TIMEOUT):
-            while not _listening(hub):  # noqa: ASYNC110 - polling the supervisor's view
-                await asyncio.sleep(0.02)
+        await eventually(lambda: _listening(hub), timeout=START_TIMEOUT)
         yield hub, port
 
 

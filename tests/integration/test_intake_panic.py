@@ -17,6 +17,7 @@ from ops.core.bus import Subscription
 from ops.core.events import CASE_OPENED, AdapterState, CaseSnapshot
 from tests.faultproxy import FaultProxy
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, wait_ready
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
@@ -151,9 +152,7 @@ def _via_proxy(dsn: str, proxy: FaultProxy) -> str:
 
 
 async def _until(check: Any) -> None:
-    async with asyncio.timeout(WAIT):
-        while not check():  # noqa: ASYNC110 - polling the hub's state is the point
-            await asyncio.sleep(0.05)
+    await eventually(check, timeout=WAIT)
 
 
 async def test_a_press_during_a_database_outage_is_one_case_once_it_returns(

@@ -185,6 +185,31 @@ async def test_online_status_dispatch_publish_and_graceful_offline(
     assert leftover_client_tasks(before) == set()
 
 
+async def test_a_filter_added_while_connected_is_in_force_once_subscribed_says_so(
+    mqtt_broker: tuple[str, int], mqtt_prefix: str
+) -> None:
+    """The field may publish the moment the hub says it started: nothing sent after
+    ``wait_subscribed()`` returns is lost, on a slow broker (the embedded one) too."""
+    host, port = mqtt_broker
+    link = new_link(host, port, mqtt_prefix)
+    try:
+        async with supervised(link), observer(host, port) as field:
+            async with asyncio.timeout(WAIT):
+                await link.wait_subscribed()
+            handler, received = collector()
+            link.subscribe(link.topic("units", "+", "events"), handler)
+            assert not link.subscribed  # registered, not yet granted
+            async with asyncio.timeout(WAIT):
+                await link.wait_subscribed()
+            assert link.subscribed
+            # Published at once, QoS 0 and not retained: only a subscription in force gets it.
+            await field.publish(link.topic("units", "u1", "events"), b"first", qos=0)
+            assert (await next_message(received)).payload == b"first"
+        assert not link.subscribed
+    finally:
+        await forget_status(host, port, link)
+
+
 async def test_publish_without_a_connection_raises(
     mqtt_broker: tuple[str, int], mqtt_prefix: str
 ) -> None:
@@ -196,6 +221,7 @@ async def test_publish_without_a_connection_raises(
     assert link.messages_out == 0
 
 
+@pytest.mark.allow_error_log(match=["MQTT handler for"])
 async def test_failing_and_slow_handlers_do_not_stop_delivery(
     mqtt_broker: tuple[str, int], mqtt_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -366,6 +392,7 @@ async def test_last_will_marks_a_killed_hub_offline(
             await client.publish(status, b"", qos=1, retain=True)
 
 
+@pytest.mark.allow_error_log(match=["refused the credentials"])
 async def test_refused_credentials_raise_auth_error(mqtt_prefix: str) -> None:
     port = free_port()
     broker = Broker(

@@ -29,6 +29,7 @@ from db.migrate import load_migrations
 from db.pool import create_pool
 from ops.users import authenticate
 from tests.fixtures.database import scratch_data_dir, with_database
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.broker]
 
@@ -154,18 +155,21 @@ async def kill_hub(hub: RunningHub) -> None:
 async def wait_ready(port: int, proc: asyncio.subprocess.Process) -> float:
     start = time.monotonic()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-        while time.monotonic() - start < START_TIMEOUT:
+
+        async def ready() -> bool:
             assert proc.returncode is None, "the hub exited before it was ready"
             try:
                 async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
                     if response.status == 200:
                         body = await response.json()
                         assert body["checks"] == {"database": True, "mqtt": True}
-                        return time.monotonic() - start
+                        return True
             except (aiohttp.ClientError, TimeoutError):
                 pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("the hub never became ready")
+            return False
+
+        await eventually(ready, timeout=START_TIMEOUT, interval=0.1, message="hub ready")
+    return time.monotonic() - start
 
 
 async def test_up_with_embedded_services_then_ctrl_c_leaves_nothing(
@@ -205,11 +209,7 @@ async def test_up_with_embedded_services_then_ctrl_c_leaves_nothing(
         await stop_hub(hub, signal.SIGINT)
     finally:
         await kill_hub(hub)
-    for _ in range(50):
-        if not processes_using(data_dir):
-            break
-        await asyncio.sleep(0.1)
-    assert processes_using(data_dir) == []
+    await eventually(lambda: not processes_using(data_dir), timeout=5, interval=0.1)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", mqtt_port))  # the broker's port is free again
 
@@ -303,19 +303,21 @@ async def test_demo_room_comes_alive(tmp_path: Path, data_dir: Path) -> None:
                 "/api/v1/auth/login", json={"username": "demo", "password": password}
             ) as response:
                 assert response.status == 200
-            async with asyncio.timeout(60):
-                while True:
-                    async with session.get("/api/v1/units") as response:
-                        units = (await response.json())["units"]
-                    async with session.get("/api/v1/devices") as response:
-                        devices = (await response.json())["devices"]
-                    async with session.get("/api/v1/cases") as response:
-                        cases = (await response.json())["cases"]
-                    placed = [u for u in units if u.get("lat") is not None]
-                    sensors = [d for d in devices if d["id"] == "banjir-ciliwung"]
-                    if len(placed) >= 8 and sensors and sensors[0]["state"] == "online" and cases:
-                        break
-                    await asyncio.sleep(1)
+
+            async def room_alive() -> bool:
+                async with session.get("/api/v1/units") as response:
+                    units = (await response.json())["units"]
+                async with session.get("/api/v1/devices") as response:
+                    devices = (await response.json())["devices"]
+                async with session.get("/api/v1/cases") as response:
+                    cases = (await response.json())["cases"]
+                placed = [u for u in units if u.get("lat") is not None]
+                sensors = [d for d in devices if d["id"] == "banjir-ciliwung"]
+                return bool(
+                    len(placed) >= 8 and sensors and sensors[0]["state"] == "online" and cases
+                )
+
+            await eventually(room_alive, timeout=60, interval=1)
             async with session.get("/api/v1/walls/utama") as response:
                 assert response.status == 200
             # The map opens on the demo city, where its units and devices are.

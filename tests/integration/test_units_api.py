@@ -18,6 +18,7 @@ from ops.units.events import UNIT_CHANGED, UNIT_MOVED
 from ops.users import Role
 from tests.fixtures.hub import LoginAs, unique_name
 from tests.integration.units_support import add_unit, json_of
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
@@ -158,13 +159,15 @@ async def test_mqtt_positions_reach_the_database_and_bad_ones_are_dropped_and_co
     ingestor = parts_of(hub).ingestor
     async with hub.bus.subscribe(UNIT_MOVED, name="test", replay_state=False) as moved:
         await _publish(hub, bad + good)
+        await eventually(
+            lambda: (
+                ingestor.stored >= 3
+                and not ingestor.pending
+                and sum(ingestor.rejected.get("mqtt", {}).values()) >= 9
+            ),
+            timeout=WAIT,
+        )
         async with asyncio.timeout(WAIT):
-            while (  # noqa: ASYNC110
-                ingestor.stored < 3
-                or ingestor.pending
-                or sum(ingestor.rejected.get("mqtt", {}).values()) < 9
-            ):
-                await asyncio.sleep(0.05)
             envelope = await moved.get()
     assert envelope.key == unit_id
     rejected = ingestor.stats()["rejected"]["mqtt"]
@@ -207,17 +210,14 @@ async def test_positions_from_other_adapters_use_the_same_way_in(hub: Hub) -> No
         UnitPositionReported(unit_id, -95.0, 112.75, datetime.now(UTC), "aprs"),
         source="test",
     )
-    async with asyncio.timeout(WAIT):
-        while ingestor.accepted["aprs"] < 1 or ingestor.pending:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-        while True:
-            async with hub.pool.acquire() as conn:
-                source = await conn.fetchval(
-                    "SELECT position_source FROM units WHERE id = $1", unit_id
-                )
-            if source == "aprs":
-                break
-            await asyncio.sleep(0.05)
+    await eventually(lambda: ingestor.accepted["aprs"] >= 1 and not ingestor.pending)
+
+    async def stored_from_aprs() -> bool:
+        async with hub.pool.acquire() as conn:
+            source = await conn.fetchval("SELECT position_source FROM units WHERE id = $1", unit_id)
+        return bool(source == "aprs")
+
+    await eventually(stored_from_aprs, timeout=WAIT)
     assert ingestor.stats()["rejected"]["aprs"] == {"out_of_range": 1}
 
 
@@ -244,14 +244,14 @@ async def test_bad_unit_events_are_counted_and_dropped(
             (topic, b'{"type": "status", "status": "returning"}'),
         ],
     )
-    async with asyncio.timeout(WAIT):
+
+    async def recorded_the_last() -> bool:
         # Handled in arrival order: once the last (good) event is recorded, all were.
-        while True:
-            async with hub.pool.acquire() as conn:
-                status = await conn.fetchval("SELECT status FROM units WHERE id = $1", unit_id)
-            if status == "returning":
-                break
-            await asyncio.sleep(0.05)
+        async with hub.pool.acquire() as conn:
+            status = await conn.fetchval("SELECT status FROM units WHERE id = $1", unit_id)
+        return bool(status == "returning")
+
+    await eventually(recorded_the_last, timeout=WAIT)
     assert dict(inbound.rejected) == {"malformed": 6, "refused": 2}
     # Logged once per source (each unit, the unreadable topic), whatever the reason.
     warnings = [

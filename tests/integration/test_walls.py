@@ -26,6 +26,7 @@ from tests.fixtures.hub import (
     start_web_hub,
     unique_name,
 )
+from tests.polling import eventually
 from videowall.events import WALL_CHANGED
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
@@ -216,14 +217,13 @@ async def _paired_screen(
 
 
 async def _device_state(client: WebClient, device_id: str, want: str) -> Any:
-    state = None
-    async with asyncio.timeout(RECEIVE_TIMEOUT):
-        while state != want:
-            status, body = await _call(client, "GET", f"/api/v1/devices/{device_id}")
-            state = body.get("state") if status == 200 else status
-            if state != want:
-                await asyncio.sleep(0.1)
-    return state
+
+    async def reached() -> Any:
+        status, body = await _call(client, "GET", f"/api/v1/devices/{device_id}")
+        state = body.get("state") if status == 200 else status
+        return state if state == want else None
+
+    return await eventually(reached, timeout=RECEIVE_TIMEOUT)
 
 
 def _pending_reports_for(subscription: Any, device_id: str) -> list[Any]:

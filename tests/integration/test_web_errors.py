@@ -130,6 +130,7 @@ async def test_wrong_method_is_405_json_with_allow(web_client: WebClient) -> Non
     assert "POST" in error["message"]
 
 
+@pytest.mark.allow_error_log(match=["unhandled error in GET /api/v1/crash"])
 async def test_unexpected_exception_is_500_without_details(
     hub: Hub, caplog: pytest.LogCaptureFixture
 ) -> None:

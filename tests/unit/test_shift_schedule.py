@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any, cast
 
+import asyncpg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ops.core.adapter import AdapterContext
+from ops.core.bus import Bus
 from ops.core.config import load_config
-from ops.core.errors import ConfigError
+from ops.core.errors import AdapterNotReady, ConfigError
+from ops.shifts.clock import ShiftClock
 from ops.shifts.schedule import Schedule
 
 JAKARTA = "Asia/Jakarta"  # UTC+7, no daylight saving
@@ -144,3 +149,19 @@ def test_config_defaults_and_environment(tmp_path: Path) -> None:
         ("day", time(6, 0)),
         ("night", time(18, 0)),
     ]
+
+
+class _GonePool:
+    """A pool whose server went away: every acquire fails the way asyncpg's does then."""
+
+    def acquire(self) -> Any:
+        raise asyncpg.exceptions.ConnectionDoesNotExistError(
+            "connection was closed in the middle of operation"
+        )
+
+
+async def test_a_database_away_is_a_backoff_for_the_shift_clock_not_a_crash() -> None:
+    clock = ShiftClock(cast("Any", _GonePool()), Bus(), DEFAULT, now=lambda: utc(2026, 3, 10, 1, 0))
+    with pytest.raises(AdapterNotReady, match="database unreachable"):
+        await clock.run(AdapterContext("shift-clock", Bus()))
+    assert clock.applied is None

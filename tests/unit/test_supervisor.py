@@ -14,6 +14,7 @@ from ops.core.bus import Bus
 from ops.core.errors import AdapterAuthError, AdapterConfigError, AdapterNotReady
 from ops.core.events import ADAPTER_STATUS, ALARM_RAISED, AdapterState
 from ops.core.supervisor import RestartPolicy, Supervisor
+from tests.polling import eventually
 
 FAST = RestartPolicy(initial=0.01, factor=2.0, cap=0.05, jitter=0.0, reset_after=0.2)
 
@@ -133,10 +134,7 @@ async def test_backoff_resets_after_a_healthy_period() -> None:
     sup = Supervisor(bus, FAST, sleep=sleep, clock=lambda: clock_now[0])
     adapter = HealthyThenFails()
     sup.start(adapter)
-    for _ in range(200):
-        if adapter.runs >= 5:
-            break
-        await asyncio.sleep(0.005)
+    await eventually(lambda: adapter.runs >= 5, timeout=2, interval=0.005)
     await sup.stop_all()
     assert sleeps == [0.01, 0.02, 0.01, 0.02]
 
@@ -148,6 +146,15 @@ async def test_stale_heartbeat_cancels_and_restarts() -> None:
     stalled = asyncio.Event()
     cancelled: list[bool] = []
     now = [0.0]
+    reads = [0]  # of the clock: each beat reads it once, the watch once per look
+    beats = [0]
+
+    def clock() -> float:
+        reads[0] += 1
+        return now[0]
+
+    def looks() -> int:
+        return reads[0] - beats[0]
 
     async def sleep(_delay: float) -> None:
         await asyncio.sleep(0)
@@ -159,10 +166,12 @@ async def test_stale_heartbeat_cancels_and_restarts() -> None:
 
         async def run(self, ctx: AdapterContext) -> None:
             self.runs += 1
+            beats[0] += 1
             ctx.heartbeat()
             if self.runs >= 2:
                 alive.set()
                 while True:
+                    beats[0] += 1
                     ctx.heartbeat()
                     await asyncio.sleep(0.005)
             stalled.set()
@@ -173,13 +182,15 @@ async def test_stale_heartbeat_cancels_and_restarts() -> None:
                 raise
 
     sub = bus.subscribe(ADAPTER_STATUS)
-    sup = Supervisor(bus, FAST, clock=lambda: now[0], sleep=sleep)
+    sup = Supervisor(bus, FAST, clock=clock, sleep=sleep)
     sup.start(Silent())
     await asyncio.wait_for(stalled.wait(), 2)
     now[0] += 1.0  # far beyond 4.5 intervals of silence
     await asyncio.wait_for(alive.wait(), 2)
-    # A healthy, beating run is not cancelled: the clock stands still, however long this takes.
-    await asyncio.sleep(0.2)
+    # A healthy, beating run is not cancelled: the clock stands still, however long this takes
+    # (the watch looks many times over).
+    seen = looks()
+    await eventually(lambda: looks() >= seen + 20, timeout=5, interval=0.005)
     assert sup.status["camera-1"].state is AdapterState.RUNNING
     await sup.stop_all()
     assert cancelled == [True]
@@ -191,6 +202,7 @@ async def test_stale_heartbeat_cancels_and_restarts() -> None:
     assert "AdapterStale" in details[0]
 
 
+@pytest.mark.allow_error_log
 @pytest.mark.parametrize("error", [AdapterConfigError("bad port"), AdapterAuthError("denied")])
 async def test_config_and_auth_errors_stop_with_alarm(error: BaseException) -> None:
     bus = Bus()
@@ -198,10 +210,11 @@ async def test_config_and_auth_errors_stop_with_alarm(error: BaseException) -> N
     sup = Supervisor(bus, FAST)
     flaky = Flaky("mqtt", fail_times=100, error=error)
     sup.start(flaky)
-    for _ in range(100):
-        if sup.status.get("mqtt") and sup.status["mqtt"].state is AdapterState.FAILED:
-            break
-        await asyncio.sleep(0.005)
+    await eventually(
+        lambda: sup.status.get("mqtt") and sup.status["mqtt"].state is AdapterState.FAILED,
+        timeout=2,
+        interval=0.005,
+    )
     assert sup.status["mqtt"].state is AdapterState.FAILED
     assert flaky.runs == 1
     alarm = alarms.get_nowait()
@@ -210,6 +223,7 @@ async def test_config_and_auth_errors_stop_with_alarm(error: BaseException) -> N
     await sup.stop_all()
 
 
+@pytest.mark.allow_error_log
 async def test_unknown_exception_is_retried_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     bus = Bus()
     sup = Supervisor(bus, FAST)
@@ -256,13 +270,16 @@ async def test_stop_all_stops_in_reverse_order_without_leaking_tasks() -> None:
     sup = Supervisor(bus, FAST)
     for name in ("db-writer", "mqtt", "radio"):
         sup.start(Recorder(name))
-    await asyncio.sleep(0.01)
+    await eventually(
+        lambda: [s.state for s in sup.status.values()] == [AdapterState.RUNNING] * 3, timeout=2
+    )
     await sup.stop_all()
     assert order == ["radio", "mqtt", "db-writer"]
     assert asyncio.all_tasks() == before
     assert all(s.state is AdapterState.STOPPED for s in sup.status.values())
 
 
+@pytest.mark.allow_error_log
 async def test_stuck_adapter_does_not_stall_stop(caplog: pytest.LogCaptureFixture) -> None:
     bus = Bus()
 
@@ -281,7 +298,9 @@ async def test_stuck_adapter_does_not_stall_stop(caplog: pytest.LogCaptureFixtur
 
     sup = Supervisor(bus, FAST, stop_timeout=0.05)
     sup.start(Stubborn())
-    await asyncio.sleep(0.01)
+    await eventually(
+        lambda: "stuck" in sup.status and sup.status["stuck"].state is AdapterState.RUNNING
+    )
     with caplog.at_level(logging.ERROR, logger="ops.core.supervisor"):
         await asyncio.wait_for(sup.stop_all(), 2)
     # The stuck run is named in the log and abandoned; the adapter is reported stopped.
@@ -318,10 +337,7 @@ async def test_returning_run_is_treated_as_failure() -> None:
     sup = Supervisor(bus, FAST, sleep=sleep)
     quitter = Quitter()
     sup.start(quitter)
-    for _ in range(100):
-        if quitter.runs >= 3:
-            break
-        await asyncio.sleep(0.005)
+    await eventually(lambda: quitter.runs >= 3, timeout=2, interval=0.005)
     await sup.stop_all()
     assert quitter.runs == 3
     assert len(sleeps) == 2
