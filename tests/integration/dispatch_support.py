@@ -1,15 +1,45 @@
-"""Helpers of the dispatch tests: channel adapters on the bus contract, as radio's will be."""
+"""Helpers of the dispatch tests: channel adapters on the bus contract, as radio's will be, and
+the unit's app running for a block."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
+from devices.mqtt.unitapp import UnitApp
 from ops.core.adapter import AdapterContext
 from ops.core.bus import Bus
 from ops.core.channels import CHANNEL_EVENT, CopyAcknowledged, CopyQueue, SendCopy
 
+if TYPE_CHECKING:
+    from ops.app import Hub
+
 #: Seconds one frame of a slow copy takes on the air.
 FRAME = 0.1
+#: Longest wait (seconds) for the unit's app to be connected and subscribed.
+APP_READY = 15.0
+
+
+@contextlib.asynccontextmanager
+async def running(app: UnitApp) -> AsyncIterator[UnitApp]:
+    """The unit's app, connected and subscribed, for the block."""
+    task = asyncio.create_task(app.run())
+    try:
+        async with asyncio.timeout(APP_READY):
+            await app.subscribed.wait()
+        yield app
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def app_for(hub: Hub, unit_id: str, **kwargs: Any) -> UnitApp:
+    """The app of ``unit_id`` on the hub's broker and prefix."""
+    host, port = hub.config.mqtt.host_port
+    return UnitApp(unit_id, host=host, port=port, prefix=hub.config.mqtt.prefix, **kwargs)
 
 
 class RecordingRadio:

@@ -6,22 +6,18 @@ out with no word from its channel is handed out again, with the same order id an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import pytest
 
 from db import dispatch as rows
-from devices.mqtt.unitapp import UnitApp
 from ops.app import Hub
 from ops.core.adapter import AdapterContext
 from ops.core.channels import CopyQueue, SendCopy
 from ops.dispatch.setup import add_channel, parts_of
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory
-from tests.integration.dispatch_support import RecordingRadio
+from tests.integration.dispatch_support import RecordingRadio, app_for, running
 from tests.integration.units_support import add_case, add_unit, new_spot
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
@@ -32,25 +28,6 @@ SLOW = 30.0
 AT_ONCE = 5.0
 #: A transaction or lock lasting this long (seconds) is held, not just doing its work.
 HELD = 1.0
-
-
-@contextlib.asynccontextmanager
-async def running(app: UnitApp) -> AsyncIterator[UnitApp]:
-    """The unit's app, connected and subscribed, for the block."""
-    task = asyncio.create_task(app.run())
-    try:
-        async with asyncio.timeout(WAIT):
-            await app.subscribed.wait()
-        yield app
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-def app_for(hub: Hub, unit_id: str, **kwargs: Any) -> UnitApp:
-    host, port = hub.config.mqtt.host_port
-    return UnitApp(unit_id, host=host, port=port, prefix=hub.config.mqtt.prefix, **kwargs)
 
 
 async def dispatch(hub: Hub, case_id: int, unit_id: str) -> str:

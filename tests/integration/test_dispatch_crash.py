@@ -23,6 +23,7 @@ from devices.mqtt.unitapp import UnitApp
 from ops.users import add_user
 from tests.faultproxy import FaultProxy
 from tests.fixtures.hub import unique_name
+from tests.integration.dispatch_support import running as unit_app
 from tests.integration.units_support import new_spot
 from tests.polling import eventually
 
@@ -113,19 +114,6 @@ async def hub_process(
         yield process
     finally:
         await process.reap()
-
-
-@contextlib.asynccontextmanager
-async def unit_app(app: UnitApp) -> AsyncIterator[UnitApp]:
-    task = asyncio.create_task(app.run())
-    try:
-        async with asyncio.timeout(WAIT):
-            await app.subscribed.wait()
-        yield app
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def seed(pool: Pool) -> tuple[int, str, str]:

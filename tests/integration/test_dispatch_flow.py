@@ -5,21 +5,18 @@ the refusals (unknown unit or case, unavailable unit)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from db import audit
-from devices.mqtt.unitapp import UnitApp
 from ops.app import Hub
 from ops.core.events import ALARM_RAISED, AlarmRaised
 from ops.dispatch.setup import add_channel, parts_of
 from ops.users import Role
 from ops.web.app import Served
 from tests.fixtures.hub import ConfigFactory, LoginAs, start_web_hub, unique_name
-from tests.integration.dispatch_support import RecordingRadio
+from tests.integration.dispatch_support import RecordingRadio, app_for, running
 from tests.integration.units_support import (
     add_case,
     add_unit,
@@ -32,25 +29,6 @@ from tests.polling import eventually
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
 WAIT = 15.0
-
-
-@contextlib.asynccontextmanager
-async def running(app: UnitApp) -> AsyncIterator[UnitApp]:
-    """The unit's app, connected and subscribed, for the block."""
-    task = asyncio.create_task(app.run())
-    try:
-        async with asyncio.timeout(WAIT):
-            await app.subscribed.wait()
-        yield app
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-def app_for(hub: Hub, unit_id: str, **kwargs: Any) -> UnitApp:
-    host, port = hub.config.mqtt.host_port
-    return UnitApp(unit_id, host=host, port=port, prefix=hub.config.mqtt.prefix, **kwargs)
 
 
 async def wait_order(
