@@ -75,8 +75,10 @@ class Hub:
         *,
         restart_policy: RestartPolicy | None = None,
         readiness_interval: float = DEFAULT_READINESS_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.clock = clock
         self.bus = Bus()
         self.supervisor = Supervisor(self.bus, restart_policy)
         self.parts = Parts()

@@ -49,6 +49,11 @@ class HubContext(Protocol):
         ...
 
     @property
+    def clock(self) -> Callable[[], float]:
+        """The monotonic clock the domains judge time by (silence, hysteresis); tests move it."""
+        ...
+
+    @property
     def pool(self) -> asyncpg.Pool:
         """The database pool; only valid while the hub runs."""
         ...

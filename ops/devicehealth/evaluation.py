@@ -122,6 +122,8 @@ class HealthEvaluator:
         #: Reports dropped, by (source device, reason).
         self.rejected: collections.Counter[tuple[str, str]] = collections.Counter()
         self.silence_paused = False
+        #: The clock's time of the last :meth:`tick`: silence was judged up to here.
+        self.judged_at: float | None = None
         self.clock = clock
         self.wall_clock = wall_clock
         self._untrusted = untrusted
@@ -167,6 +169,7 @@ class HealthEvaluator:
             change = entry.health.tick(now)
             if change is not None:
                 self._transition(entry, change)
+        self.judged_at = now
 
     def report_hub_itself(self) -> None:
         """The hub is alive: it is a device of its own."""

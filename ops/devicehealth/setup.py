@@ -66,6 +66,7 @@ async def setup(hub: HubContext) -> None:
         cfg,
         hub_id=hub.config.hub.id,
         tick=tick,
+        clock=hub.clock,
         untrusted=frozenset({DeviceBus.name}),
         link=hub.mqtt.name,
         on_rejected=lambda source, reason: _count_rejected(counted, source, reason),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 
 import pytest
@@ -35,10 +34,15 @@ async def test_a_technician_watches_a_device_fail_acknowledges_and_commands(
             config={"kind": "mqtt_sensor", "name": "Pos Pantau Kali Garang", "site": "Semarang"},
         )
         await device.start()
+        parts = service_of(hub)
+
+        def battery() -> object:
+            entry = parts.service.devices.get(device.device_id)
+            return None if entry is None else entry.health.figures.get("battery_pct")
+
         for level in (90, 70, 50):
             await device.send_telemetry({"battery_pct": level, "rssi_dbm": -65})
-            await asyncio.sleep(0.1)
-        parts = service_of(hub)
+            await eventually(lambda level=level: battery() == level, timeout=10)  # in order
         await eventually(lambda: parts.history.written >= 3, timeout=10)
 
         username, password = await console_user(hub, Role.TECHNICIAN)

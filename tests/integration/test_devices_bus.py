@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
@@ -13,11 +12,13 @@ import pytest
 
 from db import health_samples
 from ops.app import Hub
+from ops.core.bus import Subscription
 from ops.core.events import DEVICE_REPORTED
 from ops.devicehealth import service_of
 from ops.devicehealth.service import MAX_LOGGED_SOURCES, CommandRefused, DeviceNotFound
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, unique_name
-from tests.integration.test_devices_health import devices_hub, simulated, state, until
+from tests.integration.test_devices_health import WAIT, devices_hub, simulated, state, until
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
@@ -250,20 +251,22 @@ async def test_shared_subscription_group_splits_telemetry_between_hubs(
             hub.config.hub.id: hub.bus.subscribe(DEVICE_REPORTED, maxsize=1000, name="test-share")
             for hub in (first, second)
         }
+        marked = dict.fromkeys(feeds, False)
         for n in range(total):
             await device.send_telemetry({"n": n})
 
         def collected() -> bool:
             for hub_id, feed in feeds.items():
-                while (envelope := feed.get_nowait()) is not None:
-                    report = envelope.payload
-                    if report.device_id == device.device_id and "n" in report.figures:
-                        shares[hub_id].add(int(report.figures["n"]))
-            return sum(len(got) for got in shares.values()) >= total
+                marked[hub_id] |= take_share(feed, device.device_id, shares[hub_id])
+            return all(marked.values()) and len(set[int]().union(*shares.values())) >= total
 
-        await until(collected)
-        await asyncio.sleep(0.5)
-        collected()
+        async def every_hub_heard_a_marker() -> bool:
+            # The broker delivers one publisher's topic to each subscriber in order: a hub that
+            # got a marker sent after the numbered reports has got every one it will ever get.
+            await device.send_telemetry({"marker": 1})
+            return collected()
+
+        await eventually(every_hub_heard_a_marker, timeout=WAIT, interval=0.1)
         got = list(shares.values())
         assert all(got), f"a hub of the group got no share: {shares}"
         assert not got[0] & got[1], "a message went to both hubs"
@@ -271,6 +274,17 @@ async def test_shared_subscription_group_splits_telemetry_between_hubs(
         for feed in feeds.values():
             feed.close()
         await device.stop()
+
+
+def take_share(feed: Subscription, device_id: str, share: set[int]) -> bool:
+    """Add the numbers of ``device_id``'s reports waiting in ``feed``; whether a marker came."""
+    marked = False
+    while (envelope := feed.get_nowait()) is not None:
+        figures = envelope.payload.figures if envelope.payload.device_id == device_id else {}
+        if "n" in figures:
+            share.add(int(figures["n"]))
+        marked = marked or "marker" in figures
+    return marked
 
 
 def hub_broker_is_mosquitto() -> bool:

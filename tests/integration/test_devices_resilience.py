@@ -16,6 +16,7 @@ from ops.app import Hub
 from ops.core.events import DEVICE_REPORTED, AdapterState, DeviceReported
 from ops.devicehealth import service_of
 from tests.fixtures.broker import BrokerProcessFactory
+from tests.fixtures.clock import SteppedClock
 from tests.fixtures.devices import register_device
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory, unique_name
 from tests.integration.test_devices_health import WAIT, devices_hub, simulated, state, until
@@ -142,7 +143,8 @@ async def test_a_broker_outage_pauses_silence(
         devices={"hysteresis": 0.0, "offline_after": window},
         mqtt={"url": f"mqtt://{broker.host}:{broker.port}"},
     )
-    async with Hub(config, restart_policy=TEST_RESTART_POLICY) as hub:
+    clock = SteppedClock()
+    async with Hub(config, restart_policy=TEST_RESTART_POLICY, clock=clock) as hub:
         parts = service_of(hub)
         await until(lambda: link_running(hub))
         base = f"{config.mqtt.prefix}/devices"
@@ -162,7 +164,11 @@ async def test_a_broker_outage_pauses_silence(
         await until(lambda: state(hub, talker) == state(hub, mute) == "online")
         broker.kill()
         await until(lambda: hub.supervisor.status["mqtt"].state is not AdapterState.RUNNING)
-        await asyncio.sleep(window * 2)
+        evaluator = parts.service.evaluator
+        await until(lambda: evaluator.silence_paused)
+        # Two whole windows of silence go by while the link is down, and are judged.
+        two_windows_on = clock.advance(window * 2)
+        await until(lambda: (evaluator.judged_at or 0.0) >= two_windows_on)
         assert state(hub, talker) == state(hub, mute) == "online"
         assert not [a for a in parts.service.open_alarms.values() if a.device_id in {talker, mute}]
 

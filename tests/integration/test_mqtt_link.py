@@ -308,9 +308,11 @@ async def test_half_dead_broker_goes_stale_and_recovers(
 
 async def test_failed_or_cancelled_connect_leaves_nothing_behind(mqtt_prefix: str) -> None:
     """A broker that accepts TCP but never answers CONNECT (a stalled or overloaded broker)."""
+    heard: asyncio.Queue[bytes] = asyncio.Queue()
     closed: asyncio.Queue[bytes] = asyncio.Queue()
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heard.put_nowait(await reader.read(1))  # CONNECT began: the client waits for CONNACK
         closed.put_nowait(await reader.read())  # returns once the client closes its socket
         writer.close()
         await writer.wait_closed()
@@ -322,11 +324,12 @@ async def test_failed_or_cancelled_connect_leaves_nothing_behind(mqtt_prefix: st
         link = new_link(HOST, port, mqtt_prefix, connect_timeout=0.3)
         with pytest.raises(AdapterNotReady, match="timed out"):
             await link.run(AdapterContext("mqtt", Bus()))
-        assert (await asyncio.wait_for(closed.get(), WAIT)).startswith(b"\x10")  # CONNECT
+        assert await asyncio.wait_for(heard.get(), WAIT) == b"\x10"  # CONNECT
+        await asyncio.wait_for(closed.get(), WAIT)
 
         run = asyncio.create_task(link.run(AdapterContext("mqtt", Bus())))
-        await asyncio.sleep(0.1)
-        run.cancel()
+        assert await asyncio.wait_for(heard.get(), WAIT) == b"\x10"
+        run.cancel()  # while it waits for the CONNACK
         with pytest.raises(asyncio.CancelledError):
             await run
         await asyncio.wait_for(closed.get(), WAIT)

@@ -112,8 +112,10 @@ def test_silence_is_not_judged_while_the_link_is_down() -> None:
     evaluator.handle(_envelope(DEVICE_REPORTED, DeviceReported("s-3", "mqtt_sensor")))
     down = AdapterStatus(LINK, AdapterState.BACKOFF, restarts=1)
     evaluator.handle(_envelope(ADAPTER_STATUS, down))
+    assert evaluator.judged_at is None
     clock.now = 100.0
     evaluator.tick()
+    assert evaluator.judged_at == 100.0  # judged, and found nothing to change
     assert _health(bus, "s-3") == "online"
     evaluator.link_changed(AdapterState.RUNNING)
     clock.now = 129.0  # a fresh silence window from the link's return
