@@ -90,34 +90,41 @@ class SimulatedDevice:
     async def stop(self) -> None:
         """A clean goodbye: retained ``offline``, then disconnect."""
         client = self._require()
-        await self._stop_tasks()
+        tasks = self._cancel_tasks()
         with contextlib.suppress(aiomqtt.MqttError):
             await client.publish(self.topic("status"), b"offline", qos=1, retain=True)
         with contextlib.suppress(aiomqtt.MqttError):
             await client.__aexit__(None, None, None)
         self._client = None
+        await _ended(tasks)
 
     async def crash(self) -> None:
         """Drop the connection without a goodbye: the broker publishes the last will."""
         client = self._require()
-        await self._stop_tasks()
+        tasks = self._cancel_tasks()
         client._client._sock_close()  # noqa: SLF001 - an abrupt socket loss is the point
         with contextlib.suppress(aiomqtt.MqttError, OSError):
             await client.__aexit__(None, None, None)
         self._client = None
+        await _ended(tasks)
 
     def _require(self) -> aiomqtt.Client:
         if self._client is None:
             raise RuntimeError(f"simulated device {self.device_id} is not started")
         return self._client
 
-    async def _stop_tasks(self) -> None:
+    def _cancel_tasks(self) -> list[asyncio.Task[None]]:
+        """Cancel telemetry and command handling; the caller disconnects, then awaits them.
+
+        A cancel alone may be lost: on Python 3.11 ``asyncio.wait_for`` (which aiomqtt's
+        ``publish`` awaits the broker's PUBACK with) returns the result instead of raising when
+        the PUBACK lands in the same loop step as the cancel, and the command loop then waits
+        for its next message for ever. The disconnect ends that wait too.
+        """
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await task
+        return tasks
 
     async def _telemetry(self, client: aiomqtt.Client, interval: float) -> None:
         try:
@@ -154,6 +161,11 @@ class SimulatedDevice:
             else:
                 answer = {"id": command.get("id"), "ok": False, "error": f"unknown {name!r}"}
             await client.publish(self.topic("cmd", "reply"), json.dumps(answer), qos=1)
+
+
+async def _ended(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for a stopped device's tasks; they end on the cancel or on the disconnect."""
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _main(args: argparse.Namespace) -> None:
