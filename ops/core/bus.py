@@ -224,6 +224,9 @@ class Bus:
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop
         self._subscriptions: list[Subscription] = []
+        # Topic name -> the subscriptions that want it; rebuilt after any (un)subscribe, so a
+        # publish touches only its own subscribers, however many the hub has.
+        self._routes: dict[str, tuple[Subscription, ...]] = {}
         self._state: dict[str, dict[str, Envelope[Any]]] = {}
         self._names = itertools.count(1)
         self._loop_thread: int | None = None
@@ -260,9 +263,8 @@ class Bus:
         self.published += 1
         if topic.state:
             self._state.setdefault(topic.name, {})[key] = envelope
-        for subscription in tuple(self._subscriptions):
-            if subscription.wants(topic):
-                subscription._offer(envelope)  # noqa: SLF001
+        for subscription in self._subscribers_of(topic):
+            subscription._offer(envelope)  # noqa: SLF001
         return envelope
 
     def publish_threadsafe(
@@ -327,6 +329,7 @@ class Bus:
                 ]
             )
         self._subscriptions.append(subscription)
+        self._routes.clear()
         return subscription
 
     def last(self, topic: Topic[T], key: str = "") -> Envelope[T] | None:
@@ -342,9 +345,17 @@ class Bus:
         """The open subscriptions, for metrics and health."""
         return tuple(self._subscriptions)
 
+    def _subscribers_of(self, topic: Topic[Any]) -> tuple[Subscription, ...]:
+        routed = self._routes.get(topic.name)
+        if routed is None:
+            routed = tuple(s for s in self._subscriptions if s.wants(topic))
+            self._routes[topic.name] = routed
+        return routed
+
     def _remove(self, subscription: Subscription) -> None:
         if subscription in self._subscriptions:
             self._subscriptions.remove(subscription)
+            self._routes.clear()
 
     def _overflowed(self, subscription: Subscription) -> None:
         if subscription.dropped == 1 or subscription.dropped % 1000 == 0:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from db.pool import Pool
     from ops.core.adapter import AdapterContext
     from ops.core.bus import Bus
+    from ops.core.events import Envelope
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -237,8 +238,12 @@ class PositionFeed:
             name=self.name,
         ) as positions:
             ctx.heartbeat()
-            async for envelope in positions:
-                report = envelope.payload
-                self._ingestor.ingest(
-                    report.unit_id, report.lat, report.lon, report.at, report.source
-                )
+            while True:
+                envelope: Envelope[Any] | None = await positions.get()
+                # Take what else is queued in the same turn: one wake-up per burst, not per fix.
+                while envelope is not None:
+                    report = envelope.payload
+                    self._ingestor.ingest(
+                        report.unit_id, report.lat, report.lon, report.at, report.source
+                    )
+                    envelope = positions.get_nowait()

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from ops.core.bus import Bus, Overflow
+from ops.core.bus import Bus, Overflow, Subscription
 from ops.core.errors import SubscriptionOverflow
-from ops.core.events import ALARM_RAISED, SUBSCRIBER_OVERFLOWED, Topic
+from ops.core.events import ALARM_RAISED, SUBSCRIBER_OVERFLOWED, Envelope, Topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,3 +229,27 @@ def test_everything_but_excluded_topics() -> None:
     named = bus.subscribe([READING], exclude=[READING])  # naming a topic wins
     bus.publish(READING, Reading(4), source="t")
     assert drain(named) == [4]
+
+
+async def test_subscribers_that_come_and_go_between_publishes_are_routed_right() -> None:
+    bus = Bus()
+    first = bus.subscribe(READING, name="first")
+    bus.publish(READING, Reading(1), source="t")  # routes READING to `first` only
+    everything = bus.subscribe(name="everything")
+    other = bus.subscribe(LEVEL, name="other")
+    bus.publish(READING, Reading(2), source="t")
+    first.close()
+    bus.publish(READING, Reading(3), source="t")
+    assert [e.payload.value for e in _drain(everything)] == [2, 3]
+    assert _drain(other) == []
+    late = bus.subscribe(READING, name="late")
+    bus.publish(READING, Reading(4), source="t")
+    assert [e.payload.value for e in _drain(late)] == [4]
+    assert [e.payload.value for e in _drain(everything)] == [4]
+
+
+def _drain(subscription: Subscription) -> list[Envelope[Reading]]:
+    got = []
+    while (envelope := subscription.get_nowait()) is not None:
+        got.append(envelope)
+    return got
