@@ -145,10 +145,9 @@ async def test_a_slow_channel_holds_up_neither_other_copies_nor_timers_nor_the_d
         assert radio.on_air == []
         assert (await copy_of(hub, stuck_order, "radio")).state == "timed_out"
         # The copy that waited behind it was withdrawn from the channel's queue, never sent.
-        assert radio.queue is not None
-        async with asyncio.timeout(WAIT):
-            while radio.queue.cancelled < 1:  # noqa: ASYNC110 - the channel's own counter
-                await asyncio.sleep(0.05)
+        queue = radio.queue
+        assert queue is not None
+        await eventually(lambda: queue.cancelled >= 1, timeout=WAIT)
         assert [c.order_id for c in radio.copies] == [stuck_order]
         await assert_database_not_held(hub, on_the_link.copy_id, on_the_link_at)
 
@@ -194,10 +193,9 @@ async def test_an_ack_on_one_channel_withdraws_the_copy_queued_on_another(
             # ...and then the app's acknowledgement arrives after all.
             await app._publish(app.events_topic, {"type": "ack", "order": order_id})
             await wait_status(hub, order_id, "acknowledged")
-        assert radio.queue is not None
-        async with asyncio.timeout(WAIT):
-            while radio.queue.cancelled < 1:  # noqa: ASYNC110 - the channel's own counter
-                await asyncio.sleep(0.05)
+        queue = radio.queue
+        assert queue is not None
+        await eventually(lambda: queue.cancelled >= 1, timeout=WAIT)
         detail = await parts_of(hub).service.detail(order_id)
         [assignment] = detail.assignments
         assert (assignment.status, assignment.ack_channel) == ("acknowledged", "mqtt")
