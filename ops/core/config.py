@@ -7,15 +7,24 @@ from the environment, so a config file can be shared without leaking them.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal, Self
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ops.core.errors import ConfigError
 
@@ -268,6 +277,195 @@ class ShiftsConfig(_Section):
         return value
 
 
+MIN_BAUD = 50
+MAX_BAUD = 4_000_000
+MAX_RETRY_STEP = 86_400
+_CALLSIGN = re.compile(r"^[A-Z0-9]{1,6}(-([0-9]|1[0-5]))?$")
+_PLAN_NAME = re.compile(r"^[^\x00-\x1f]{1,40}$")
+
+
+def check_callsign(value: str) -> str:
+    """An AX.25 station: 1-6 upper-case letters or digits, optionally ``-SSID`` (0-15)."""
+    value = value.strip().upper()
+    if not _CALLSIGN.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a callsign (1-6 letters or digits, optionally -SSID 0-15)"
+        )
+    return value
+
+
+def _parse_json_list(value: object) -> object:
+    """A list of tables given in the environment is JSON (``POSKO_RADIO__GATEWAYS='[...]'``)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"must be a JSON list of tables: {exc}") from None
+    return value
+
+
+class RadioChannelPlan(_Section):
+    """One named channel of a gateway's transceiver that an operator picks from the console."""
+
+    name: str
+    frequency: int = Field(gt=0, le=10_000_000_000)  # Hz
+    mode: str = Field(default="FM", pattern=r"^[A-Z0-9]{1,10}$")
+    passband: int = Field(default=0, ge=-1, le=1_000_000)  # Hz; 0 rig default, -1 no change
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _PLAN_NAME.fullmatch(value):
+            raise ValueError("must be 1-40 printable characters")
+        return value
+
+
+class RadioGatewayConfig(_Section):
+    """One KISS TNC (serial or TCP), with its transceiver's PTT and CAT control (docs/radio.md).
+
+    ``url``: ``serial:///dev/ttyUSB0?baud=9600`` or ``tcp://host:8001``. ``ptt``: ``none`` (the
+    TNC keys itself), ``rig`` (through ``rig``'s rigctld) or
+    ``serial:///dev/ttyUSB1?line=RTS&invert=0`` (RTS or DTR of a serial port). ``rig``:
+    ``tcp://host:4532``, a hamlib rigctld. ``quiet_after``: seconds without a frame heard after
+    which the link is re-opened (unset: a quiet channel is normal).
+    """
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    url: str
+    name: str = ""
+    kiss_port: int = Field(default=0, ge=0, le=15)
+    quiet_after: float | None = Field(default=None, gt=0, le=86_400)
+    connect_timeout: float = Field(default=5.0, gt=0, le=120)
+    ptt: str = "none"
+    rig: str | None = None
+    tx_timeout: float = Field(default=30.0, gt=0, le=600)
+    channels: list[RadioChannelPlan] = Field(default_factory=list, max_length=100)
+    default_channel: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme == "serial":
+            if not parts.path or parts.netloc:
+                raise ValueError("a serial TNC looks like serial:///dev/ttyUSB0?baud=9600")
+            _check_baud(parts.query)
+        elif parts.scheme == "tcp":
+            _check_host_port(parts, "tcp://host:8001")
+        else:
+            raise ValueError("must be serial:///dev/… or tcp://host:port")
+        return value
+
+    @field_validator("rig")
+    @classmethod
+    def _check_rig(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_host_port(urlsplit(value), "tcp://host:4532", scheme="tcp")
+        return value
+
+    @field_validator("ptt")
+    @classmethod
+    def _check_ptt(cls, value: str) -> str:
+        if value in {"none", "rig"}:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme != "serial" or not parts.path or parts.netloc:
+            raise ValueError(
+                "must be none, rig or serial:///dev/ttyUSB1?line=RTS&invert=0 (line RTS or DTR)"
+            )
+        query = dict(parse_qsl(parts.query))
+        if query.get("line", "RTS") not in {"RTS", "DTR"}:
+            raise ValueError("line must be RTS or DTR")
+        if query.get("invert", "0") not in {"0", "1"}:
+            raise ValueError("invert must be 0 or 1")
+        unknown = set(query) - {"line", "invert"}
+        if unknown:
+            raise ValueError(f"unknown option {min(unknown)!r} (line, invert)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_plan(self) -> Self:
+        names = [plan.name for plan in self.channels]
+        if len(set(names)) != len(names):
+            raise ValueError("channel names must be unique per gateway")
+        if self.default_channel is not None and self.default_channel not in names:
+            raise ValueError(f"default_channel {self.default_channel!r} is not in channels")
+        if self.ptt == "rig" and self.rig is None:
+            raise ValueError("ptt = rig needs rig = tcp://host:port")
+        if self.channels and self.rig is None:
+            raise ValueError("a channel plan needs rig = tcp://host:port to tune the radio")
+        return self
+
+
+def _check_baud(query: str) -> None:
+    options = dict(parse_qsl(query))
+    unknown = set(options) - {"baud"}
+    if unknown:
+        raise ValueError(f"unknown serial option {min(unknown)!r} (baud)")
+    baud = options.get("baud", "9600")
+    if not baud.isdigit() or not MIN_BAUD <= int(baud) <= MAX_BAUD:
+        raise ValueError(f"baud {baud!r} must be a number from {MIN_BAUD} to {MAX_BAUD}")
+
+
+def _check_host_port(parts: SplitResult, example: str, scheme: str = "tcp") -> None:
+    if parts.scheme != scheme or not parts.hostname:
+        raise ValueError(f"must look like {example}")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"has a bad port: {exc}") from None
+    if port is None:
+        raise ValueError(f"needs a port, like {example}")
+
+
+class RadioConfig(_Section):
+    """Radio gateways: APRS over KISS TNCs, their transceivers, the retry schedule (docs/radio.md).
+
+    ``callsign`` is the room's station; ``tocall`` the destination of its frames (the software's
+    APRS tocall); ``path`` the digipeater path of what it sends; ``retry`` the seconds between
+    re-sends of an unacknowledged message (WB4APR's decaying schedule), after which it stops.
+    """
+
+    callsign: str = "POSKO"
+    tocall: str = "APZPSK"
+    path: list[str] = Field(default_factory=lambda: ["WIDE1-1"], max_length=8)
+    retry: list[float] = Field(
+        default_factory=lambda: [15.0, 30.0, 60.0, 120.0, 240.0, 480.0, 960.0],
+        min_length=1,
+        max_length=20,
+    )
+    gateways: list[RadioGatewayConfig] = Field(default_factory=list, max_length=32)
+
+    _check_station = field_validator("callsign", "tocall")(check_callsign)
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, value: list[str]) -> list[str]:
+        return [check_callsign(hop) for hop in value]
+
+    @field_validator("retry")
+    @classmethod
+    def _check_retry(cls, value: list[float]) -> list[float]:
+        if any(not 0 < step <= MAX_RETRY_STEP for step in value):
+            raise ValueError(
+                f"each retry step must be more than 0 and at most {MAX_RETRY_STEP} seconds"
+            )
+        return value
+
+    @field_validator("gateways", mode="before")
+    @classmethod
+    def _gateways_from_environment(cls, value: object) -> object:
+        return _parse_json_list(value)
+
+    @field_validator("gateways")
+    @classmethod
+    def _check_unique(cls, value: list[RadioGatewayConfig]) -> list[RadioGatewayConfig]:
+        ids = [gateway.id for gateway in value]
+        if len(set(ids)) != len(ids):
+            raise ValueError("gateway ids must be unique")
+        return value
+
+
 class Config(_Section):
     """The whole configuration."""
 
@@ -281,6 +479,7 @@ class Config(_Section):
     intake: IntakeConfig = IntakeConfig()
     dispatch: DispatchConfig = DispatchConfig()
     shifts: ShiftsConfig = ShiftsConfig()
+    radio: RadioConfig = RadioConfig()
 
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
