@@ -22,8 +22,11 @@ PASSWORD_VARIABLE = "POSKO_PASSWORD"  # noqa: S105 - the name of a variable, not
 #: ``posko sim KIND``: the simulators that run on their own, by module (each has ``main(argv)``).
 SIMULATORS = {
     "mqtt-devices": "devices.mqtt.simulator",
+    "radio": "radio.simulator",
     "unit-app": "devices.mqtt.unitapp",
 }
+#: Simulators on the broker: they get the hub's broker and prefix unless told otherwise.
+BROKER_SIMULATORS = frozenset({"mqtt-devices", "unit-app"})
 NOISY_LOGGERS = ("amqtt", "transitions", "aiohttp.access")
 #: Seconds a one-shot command keeps trying a database server that is not up yet.
 DEFAULT_DATABASE_WAIT = 30.0
@@ -87,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sim = commands.add_parser(
         "sim",
-        help="run one field simulator on the configured broker (training, tests)",
+        help="run one field simulator (MQTT devices or apps on the configured broker, a radio TNC)",
         description="Extra arguments go to the simulator; see `posko sim KIND --help`.",
     )
     sim.add_argument("kind", choices=sorted(SIMULATORS))
@@ -109,9 +112,12 @@ def _add_wait_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _sim(args: argparse.Namespace, config: Config) -> int:
-    """Run a simulator against this hub's broker unless its own options say otherwise."""
-    host, port = config.mqtt.host_port
-    defaults = ["--host", host, "--port", str(port), "--prefix", config.mqtt.prefix]
+    """Run a simulator against this hub (its broker, its radio callsign) unless told otherwise."""
+    if args.kind in BROKER_SIMULATORS:
+        host, port = config.mqtt.host_port
+        defaults = ["--host", host, "--port", str(port), "--prefix", config.mqtt.prefix]
+    else:
+        defaults = ["--hub-callsign", config.radio.callsign]
     module = importlib.import_module(SIMULATORS[args.kind])
     result = module.main([*defaults, *args.sim_args])
     return int(result or 0)

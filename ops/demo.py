@@ -5,10 +5,13 @@ The demo is composed on top of a started hub, which knows nothing of it::
     async with Hub(room_config(cfg)) as hub, DemoRoom(hub):
         ...
 
-The field itself (units moving and answering over MQTT, devices sending telemetry) is the
-simulated field in ``devices/mqtt/field.py``; this module prepares the room around it and keeps
-a trickle of public reports coming so the queue, the map and the wall have something to show.
-Seeding is idempotent: a second ``--demo`` start reuses what the first one made.
+The field itself is simulated twice over: units and devices on MQTT (``devices/mqtt/field.py``)
+and units on the air behind a KISS TNC with its rigctld (``radio/simulator.py``), which the room
+reaches through a ``[radio]`` gateway that :func:`room_config` adds. Some units are reached by
+radio first, some by their MQTT app first, one by radio only. This module prepares the room
+around the field and keeps a trickle of public reports coming so the queue, the map and the
+wall have something to show. Seeding is idempotent: a second ``--demo`` start reuses what the
+first one made.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import math
 import secrets
+import socket
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import urlsplit
 
 from db import cases as case_rows
 from db import users as user_rows
@@ -30,10 +36,12 @@ from ops import passwords
 from ops.cases.intake import IncomingReport, submit_report
 from ops.core.adapter import AdapterContext
 from ops.core.bus import Bus
-from ops.core.config import Config
+from ops.core.config import Config, RadioGatewayConfig
 from ops.units.errors import UnitTaken
 from ops.units.service import UnitSpec, create_unit
 from ops.users import Role, add_user
+from radio.rigsim import RigctldServer
+from radio.simulator import BeaconFormat, SimStation, SimulatedTnc, loop_route
 from videowall.service import WallNotFound, get_wall, put_wall
 from videowall.tiles import Layout
 
@@ -51,14 +59,54 @@ CENTRE = (-6.1754, 106.8272)
 ZOOM = 12
 DEFAULT_REPORT_INTERVAL = 60.0
 MAX_OPEN_DEMO_CASES = 25
+#: The demo's radio gateway: a simulated TNC and rigctld on free local ports.
+DEMO_GATEWAY = "demo"
+#: The APRS frequency the simulated units are on; the other channels of the plan are quiet.
+APRS_FREQUENCY = 144_390_000
+DEMO_CHANNELS: tuple[dict[str, Any], ...] = (
+    {"name": "APRS 144.390", "frequency": APRS_FREQUENCY, "mode": "FM"},
+    {"name": "Simpleks 145.500", "frequency": 145_500_000, "mode": "FM"},
+    {"name": "Posko 147.000", "frequency": 147_000_000, "mode": "FM"},
+)
+#: Seconds between a simulated unit's position beacons (real handhelds: a minute or more).
+DEMO_BEACON_EVERY = 10.0
+#: How far (km) a radio unit patrols from its base, and how fast (km/h).
+DEMO_PATROL_KM = 1.0
+DEMO_PATROL_SPEED = 25.0
+#: Seconds between the free texts of the units that send some.
+DEMO_TEXT_EVERY = 300.0
 
 
 def room_config(config: Config) -> Config:
-    """The demo's settings: the map opens on the demo city unless the room set its own view."""
-    if config.map.model_fields_set & {"center_lat", "center_lon", "zoom"}:
-        return config
-    view = {"center_lat": CENTRE[0], "center_lon": CENTRE[1], "zoom": ZOOM}
-    return config.model_copy(update={"map": config.map.model_copy(update=view)})
+    """The demo's settings: the map opens on the demo city unless the room set its own view,
+    and a gateway to the simulated TNC is added unless the room configured gateways of its own.
+    """
+    update: dict[str, Any] = {}
+    if not config.map.model_fields_set & {"center_lat", "center_lon", "zoom"}:
+        view = {"center_lat": CENTRE[0], "center_lon": CENTRE[1], "zoom": ZOOM}
+        update["map"] = config.map.model_copy(update=view)
+    if not config.radio.gateways:
+        gateway = RadioGatewayConfig.model_validate(
+            {
+                "id": DEMO_GATEWAY,
+                "name": "TNC demo (simulasi)",
+                "url": f"tcp://127.0.0.1:{_free_port()}",
+                "rig": f"tcp://127.0.0.1:{_free_port()}",
+                "ptt": "rig",
+                "channels": list(DEMO_CHANNELS),
+                "default_channel": DEMO_CHANNELS[0]["name"],
+            }
+        )
+        update["radio"] = config.radio.model_copy(update={"gateways": [gateway]})
+    return config.model_copy(update=update) if update else config
+
+
+def demo_gateway(config: Config) -> RadioGatewayConfig | None:
+    """The gateway :func:`room_config` added, or None when the room has gateways of its own."""
+    for gateway in config.radio.gateways:
+        if gateway.id == DEMO_GATEWAY and gateway.url.startswith("tcp://127.0.0.1:"):
+            return gateway
+    return None
 
 
 class DemoRoom:
@@ -76,6 +124,7 @@ class DemoRoom:
         self._report_interval = report_interval
         self._started: list[str] = []
         self.units: list[DemoUnit] = []
+        self.tnc: SimulatedTnc | None = None
 
     async def __aenter__(self) -> Self:
         hub = self._hub
@@ -92,11 +141,20 @@ class DemoRoom:
             host=host,
             port=port,
             prefix=hub.config.mqtt.prefix,
-            units=[FieldUnit(unit.id, unit.lat, unit.lon) for unit in self.units],
+            units=[
+                FieldUnit(unit.id, unit.lat, unit.lon, positions=unit.channels[0] == "mqtt")
+                for unit in self.units
+                if "mqtt" in unit.channels
+            ],
             devices=list(DEMO_DEVICES),
         )
         reports = DemoReports(hub.pool, hub.bus, interval=self._report_interval)
-        for adapter in (field, reports):
+        adapters: list[SimulatedField | DemoReports | SimulatedTnc] = [field, reports]
+        gateway = demo_gateway(hub.config)
+        if gateway is not None:
+            self.tnc = radio_field(gateway, self.units, hub_callsign=hub.config.radio.callsign)
+            adapters.append(self.tnc)
+        for adapter in adapters:
             hub.supervisor.start(adapter)
             self._started.append(adapter.name)
         return self
@@ -113,7 +171,13 @@ class DemoRoom:
 
 @dataclass(frozen=True, slots=True)
 class DemoUnit:
-    """A unit of the demo room and where it is based."""
+    """A unit of the demo room and where it is based.
+
+    ``callsign`` is its AX.25 station, its radio address when ``channels`` (in the order
+    dispatch tries them) hold ``radio``; the first channel reports its positions. On the air it
+    beacons in ``beacon_format``, misses ``loss`` of the messages to it, keeps the bulletins of
+    ``group`` and sends free text when ``chatty``.
+    """
 
     id: str
     callsign: str
@@ -122,42 +186,70 @@ class DemoUnit:
     skills: tuple[str, ...]
     lat: float
     lon: float
+    channels: tuple[str, ...] = ("mqtt",)
+    beacon_format: BeaconFormat = "uncompressed"
+    loss: float = 0.0
+    group: str | None = None
+    chatty: bool = False
+
+    def channel_specs(self) -> list[dict[str, str]]:
+        """Its ``channels`` as the units registry takes them."""
+        address = {"mqtt": self.id, "radio": self.callsign}
+        return [{"channel": channel, "address": address[channel]} for channel in self.channels]
 
 
 UNITS: tuple[DemoUnit, ...] = (
     DemoUnit(
         "tagana-01",
-        "TAGANA-01",
+        "YB0TGN-1",
         "Tagana Jakarta Pusat",
         "volunteer",
         ("evacuation", "first_aid"),
         -6.1862,
         106.8342,
+        channels=("radio", "mqtt"),
+        group="TAGNA",
+        chatty=True,
     ),
     DemoUnit(
         "tagana-02",
-        "TAGANA-02",
+        "YB0TGN-2",
         "Tagana Jakarta Utara",
         "volunteer",
         ("evacuation", "water_rescue"),
         -6.1275,
         106.8623,
+        channels=("radio",),
+        beacon_format="mic-e",
+        loss=0.25,
+        group="TAGNA",
     ),
     DemoUnit(
         "tksk-01",
-        "TKSK-01",
+        "YB0TKS-1",
         "TKSK Menteng",
         "social_worker",
         ("social_assessment",),
         -6.1963,
         106.8321,
+        channels=("mqtt", "radio"),
+        group="TKSK",
     ),
     DemoUnit(
-        "damkar-01", "DAMKAR-01", "Damkar Gambir", "fire", ("firefighting",), -6.1701, 106.8166
+        "damkar-01",
+        "YB0DMK-1",
+        "Damkar Gambir",
+        "fire",
+        ("firefighting",),
+        -6.1701,
+        106.8166,
+        channels=("radio", "mqtt"),
+        beacon_format="compressed",
+        group="DMKR",
     ),
     DemoUnit(
         "damkar-02",
-        "DAMKAR-02",
+        "YB0DMK-2",
         "Damkar Tanah Abang",
         "fire",
         ("firefighting", "rescue"),
@@ -166,17 +258,19 @@ UNITS: tuple[DemoUnit, ...] = (
     ),
     DemoUnit(
         "medis-01",
-        "MEDIS-01",
+        "YB0MED-1",
         "Ambulans Cempaka Putih",
         "medic",
         ("first_aid", "ambulance"),
         -6.1783,
         106.8701,
+        channels=("mqtt", "radio"),
+        group="MEDIS",
     ),
-    DemoUnit("satpol-01", "SATPOL-01", "Satpol PP Senen", "public_order", (), -6.1742, 106.8442),
+    DemoUnit("satpol-01", "YB0POL-1", "Satpol PP Senen", "public_order", (), -6.1742, 106.8442),
     DemoUnit(
         "logistik-01",
-        "LOG-01",
+        "YB0LOG-1",
         "Gudang Logistik Kemayoran",
         "logistics",
         ("supply",),
@@ -218,7 +312,7 @@ async def seed(pool: Pool, bus: Bus) -> list[DemoUnit]:
                 "kind": unit.kind,
                 "skills": list(unit.skills),
                 "home_center": unit.name,
-                "channels": [{"channel": "mqtt", "address": unit.id}],
+                "channels": unit.channel_specs(),
             }
         )
         with contextlib.suppress(UnitTaken):
@@ -248,6 +342,41 @@ async def seed(pool: Pool, bus: Bus) -> list[DemoUnit]:
     return list(UNITS)
 
 
+def radio_field(
+    gateway: RadioGatewayConfig, units: list[DemoUnit], *, hub_callsign: str
+) -> SimulatedTnc:
+    """The simulated TNC behind the demo gateway, its rigctld, and the units on the air.
+
+    A unit reached by radio first beacons its position there while it patrols around its base;
+    one reached by its app first only answers on the air. The units are heard only while the
+    room's transceiver is on the APRS channel.
+    """
+    rig_port = urlsplit(gateway.rig or "").port
+    stations = [
+        SimStation(
+            callsign=unit.callsign,
+            route=loop_route((unit.lat, unit.lon), DEMO_PATROL_KM, turn=n * math.pi / 4),
+            speed=DEMO_PATROL_SPEED,
+            beacon_every=DEMO_BEACON_EVERY if unit.channels[0] == "radio" else None,
+            beacon_format=unit.beacon_format,
+            ack_delay=3.0 + n % 4,
+            loss=unit.loss,
+            text_every=DEMO_TEXT_EVERY if unit.chatty else None,
+            group=unit.group,
+        )
+        for n, unit in enumerate(units)
+        if "radio" in unit.channels
+    ]
+    return SimulatedTnc(
+        stations,
+        tcp=("127.0.0.1", urlsplit(gateway.url).port or 0),
+        rig=None if rig_port is None else RigctldServer(port=rig_port),
+        frequency=APRS_FREQUENCY if rig_port is not None else None,
+        seed=None,
+        hub_callsign=hub_callsign,
+    )
+
+
 async def demo_account(pool: Pool) -> str:
     """Make sure the demo supervisor exists with a fresh password; return that password.
 
@@ -270,6 +399,13 @@ async def demo_account(pool: Pool) -> str:
     async with pool.acquire() as conn:
         await user_rows.set_password_hash(conn, existing.id, password_hash)
     return password
+
+
+def _free_port() -> int:
+    """A TCP port free on this machine now (the demo's simulated TNC and rig take them)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class DemoReports:

@@ -31,11 +31,16 @@ LEASH_DEGREES = 0.03
 
 @dataclass(frozen=True, slots=True)
 class FieldUnit:
-    """A unit of the simulated field and where it starts."""
+    """A unit of the simulated field and where it starts.
+
+    ``positions``: whether its app reports positions (False: another link reports them, the
+    app only takes orders).
+    """
 
     unit_id: str
     lat: float
     lon: float
+    positions: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,9 +100,10 @@ class SimulatedField:
                         ack_delay=self._random.uniform(1.0, 6.0),
                     )
                     group.create_task(app.run(), name=f"demo.unit:{unit.unit_id}")
-                    group.create_task(
-                        self._wander(app, unit, ctx), name=f"demo.move:{unit.unit_id}"
-                    )
+                    if unit.positions:
+                        group.create_task(
+                            self._wander(app, unit, ctx), name=f"demo.move:{unit.unit_id}"
+                        )
                 group.create_task(self._vary(started), name="demo.figures")
         finally:
             for device in started:
