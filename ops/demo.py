@@ -19,14 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import math
+import random
 import secrets
 import socket
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
+
+from radio.rigsim import RigctldServer
 
 from db import cases as case_rows
 from db import users as user_rows
@@ -40,7 +42,6 @@ from ops.core.config import Config, RadioGatewayConfig
 from ops.units.errors import UnitTaken
 from ops.units.service import UnitSpec, create_unit
 from ops.users import Role, add_user
-from radio.rigsim import RigctldServer
 from radio.simulator import BeaconFormat, SimStation, SimulatedTnc, loop_route
 from videowall.service import WallNotFound, get_wall, put_wall
 from videowall.tiles import Layout
@@ -78,8 +79,9 @@ DEMO_TEXT_EVERY = 300.0
 
 
 def room_config(config: Config) -> Config:
-    """The demo's settings: the map opens on the demo city unless the room set its own view,
-    and a gateway to the simulated TNC is added unless the room configured gateways of its own.
+    """The demo's settings: the demo city's map view, a gateway to the simulated TNC.
+
+    Each only unless the room set its own (a map view, gateways).
     """
     update: dict[str, Any] = {}
     if not config.map.model_fields_set & {"center_lat", "center_lon", "zoom"}:

@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import random
+import re
 import sys
 import tty
 from collections.abc import Coroutine, Sequence
@@ -63,6 +64,10 @@ ON_AIR_OVERHEAD = 4
 MAX_HOST_BACKLOG = 256 * 1024
 READ_CHUNK = 4096
 EARTH_RADIUS = 6_371_000.0  # metres
+MAX_LAT = 90.0
+MAX_LON = 180.0
+#: A bulletin group: what follows ``BLNn`` in the addressee.
+_GROUP = re.compile(r"[A-Z0-9]{1,5}")
 KNOTS_PER_KMH = 1 / 1.852
 
 #: What a station says on its own, now and then.
@@ -152,21 +157,19 @@ class SimStation:
         self.callsign = str(ax25.Address.parse(check_callsign(self.callsign)))
         if not self.route:
             raise ValueError(f"{self.callsign}: a route needs at least one point")
-        for lat, lon in self.route:
-            if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
-                raise ValueError(f"{self.callsign}: {lat},{lon} is not a position")
+        if any(not (abs(lat) <= MAX_LAT and abs(lon) <= MAX_LON) for lat, lon in self.route):
+            raise ValueError(f"{self.callsign}: a route point is not a position")
         if self.beacon_format not in BEACON_FORMATS:
             raise ValueError(f"{self.callsign}: beacon_format must be one of {BEACON_FORMATS}")
         if not 0.0 <= self.loss <= 1.0:
             raise ValueError(f"{self.callsign}: loss must be from 0 to 1")
         if self.speed < 0 or self.ack_delay < 0:
             raise ValueError(f"{self.callsign}: speed and ack_delay cannot be negative")
-        for every in (self.beacon_every, self.text_every):
-            if every is not None and every <= 0:
-                raise ValueError(f"{self.callsign}: intervals must be more than 0")
+        if any(every is not None and every <= 0 for every in (self.beacon_every, self.text_every)):
+            raise ValueError(f"{self.callsign}: intervals must be more than 0")
         if self.group is not None:
             self.group = self.group.upper()
-            if not (self.group.isalnum() and self.group.isascii() and len(self.group) <= 5):
+            if not _GROUP.fullmatch(self.group):
                 raise ValueError(f"{self.callsign}: a group is 1-5 letters or digits")
 
     def fix_at(self, elapsed: float) -> Fix:
@@ -415,7 +418,7 @@ class SimulatedTnc:
         master, slave = os.openpty()
         try:
             tty.setraw(slave)
-            os.set_blocking(master, False)  # noqa: FBT003 - the os API's own flag
+            os.set_blocking(master, False)
             self.device = os.ttyname(slave)
             if self._link is not None:
                 if self._link.is_symlink():
@@ -527,9 +530,8 @@ class SimulatedTnc:
                 self._ack(station, sender, packet.number),
                 f"radio-sim.ack:{station.callsign}:{packet.number}",
             )
-        elif isinstance(packet, aprs.Ack):
-            if packet.addressee.strip().upper() == station.callsign:
-                station.acks_heard.append(packet.number)
+        elif isinstance(packet, aprs.Ack) and packet.addressee.upper() == station.callsign:
+            station.acks_heard.append(packet.number)
 
     async def _ack(self, station: SimStation, sender: str, number: str) -> None:
         await asyncio.sleep(station.ack_delay)
@@ -617,7 +619,7 @@ class _TcpHost(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._tnc._from_host(data, self._decoder)  # noqa: SLF001
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002 - the protocol's
         self._tnc._hosts.discard(self)  # noqa: SLF001
         self._transport = None
         _LOGGER.info("simulated TNC: host disconnected")
@@ -701,9 +703,10 @@ def _legs(
 
 def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
     lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(
-        (lon2 - lon1) / 2
-    ) ** 2
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
     return 2 * EARTH_RADIUS * math.asin(min(1.0, math.sqrt(h)))
 
 
@@ -831,9 +834,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _serve(args: argparse.Namespace, stations: list[SimStation]) -> None:
-    from radio.rigsim import RigctldServer  # noqa: PLC0415 - only when asked for
+    rig: RigServer | None = None
+    if args.rigctld_port is not None:
+        from radio.rigsim import RigctldServer  # noqa: PLC0415 - only when asked for
 
-    rig = None if args.rigctld_port is None else RigctldServer(port=args.rigctld_port)
+        rig = RigctldServer(port=args.rigctld_port)
     tcp = None if args.pty else (args.tcp or ("127.0.0.1", 8001))
     tnc = SimulatedTnc(
         stations,
