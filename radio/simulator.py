@@ -347,9 +347,7 @@ class SimulatedTnc:
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         if self._server is not None:
             self._server.close()
@@ -451,7 +449,8 @@ class SimulatedTnc:
                 _LOGGER.debug("simulated TNC: bad AX.25 frame (%s)", exc.reason)
                 continue
             self.received.append(frame)
-            if self._inbound is not None:
+            # Sent while the rig listens elsewhere, it never reaches the stations.
+            if self._inbound is not None and self._tuned():
                 self._inbound.put_nowait(frame)
 
     def _to_hosts(self, frame: ax25.Frame) -> None:
@@ -494,8 +493,6 @@ class SimulatedTnc:
                 airtime = self._airtime(frame)
                 if airtime:
                     await asyncio.sleep(airtime)
-            if not self._tuned():
-                continue
             try:
                 packet = aprs.decode(frame)
             except aprs.AprsError as exc:
