@@ -218,6 +218,7 @@ async def thread(conn: Connection, unit_id: str, *, limit: int = THREAD_LIMIT) -
                         FILTER (WHERE c->>'channel' = 'radio'), '{}')
         FROM units u LEFT JOIN LATERAL jsonb_array_elements(u.channels) AS c ON true
         WHERE u.id = $1
+        GROUP BY u.id
         """,
         unit_id,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import re
 from typing import Final, Literal
 
@@ -31,6 +32,8 @@ from ops.radio.view import GatewayView
 from ops.units.model import ID_PATTERN
 from ops.users import Role
 from radio.events import FRAME_KINDS
+
+_LOGGER = logging.getLogger(__name__)
 
 api = Api("radio")
 
@@ -486,20 +489,23 @@ async def export_log(request: web.Request) -> web.StreamResponse:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(radio_rows.COLUMNS)
-    async with hub.pool.acquire() as conn, conn.transaction(readonly=True):
-        # Prepared only once the query runs, so a refused filter still answers with its error.
-        await response.prepare(request)
-        pending = 0
-        async for row in radio_rows.iterate(conn, query.to_filter(), limit=query.limit):
-            writer.writerow(csv_cells(row))
-            pending += 1
-            if pending >= EXPORT_CHUNK:
-                await response.write(buffer.getvalue().encode())
-                buffer.seek(0)
-                buffer.truncate()
-                pending = 0
-    await response.write(buffer.getvalue().encode())
-    await response.write_eof()
+    try:
+        async with hub.pool.acquire() as conn, conn.transaction(readonly=True):
+            # Prepared only once the query runs, so a refused filter still answers its error.
+            await response.prepare(request)
+            pending = 0
+            async for row in radio_rows.iterate(conn, query.to_filter(), limit=query.limit):
+                writer.writerow(csv_cells(row))
+                pending += 1
+                if pending >= EXPORT_CHUNK:
+                    await response.write(buffer.getvalue().encode())
+                    buffer.seek(0)
+                    buffer.truncate()
+                    pending = 0
+        await response.write(buffer.getvalue().encode())
+        await response.write_eof()
+    except ConnectionError:
+        _LOGGER.debug("radio log export: the client went away")
     return response
 
 
