@@ -238,21 +238,30 @@ class Gateway:
     ) -> str:
         """Serve one open link until it fails; return why it ended."""
         self._set_link("up", self.url)
-        reason = "link ended"
+        tasks = {
+            asyncio.create_task(self._receive(ctx, reader), name=f"{self.name}:rx"),
+            asyncio.create_task(self._send(writer), name=f"{self.name}:tx"),
+            asyncio.create_task(self._report_periodically(), name=f"{self.name}:report"),
+        }
         try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._receive(ctx, reader), name=f"{self.name}:rx")
-                group.create_task(self._send(writer), name=f"{self.name}:tx")
-                group.create_task(self._report_periodically(), name=f"{self.name}:report")
-        except* (OSError, TimeoutError) as failed:
-            reason = _describe(failed.exceptions[0])
+            # Not a TaskGroup: on 3.11 a child's failure racing an outside cancel swallows
+            # the cancel, and the gateway would then never stop.
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            error = next(iter(done)).exception()
+            if isinstance(error, OSError | TimeoutError):
+                return _describe(error)
+            if error is not None:
+                raise error
+            return "link ended"
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)
             self.channel_busy = False
             writer.close()
             with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(1.0):
                     await writer.wait_closed()
-        return reason
 
     async def _receive(self, ctx: AdapterContext, reader: asyncio.StreamReader) -> None:
         decoder = kiss.KissDecoder(max_frame=MAX_FRAME)

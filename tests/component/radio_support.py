@@ -43,7 +43,9 @@ async def running(adapter: Adapter, bus: Bus) -> AsyncIterator[AdapterContext]:
             await task
 
 
-def frame(source: str, info: bytes, destination: str = "APRS", path: tuple[str, ...] = ()) -> ax25.Frame:
+def frame(
+    source: str, info: bytes, destination: str = "APRS", path: tuple[str, ...] = ()
+) -> ax25.Frame:
     return ax25.Frame(
         destination=ax25.Address.parse(destination),
         source=ax25.Address.parse(source),
@@ -137,30 +139,39 @@ class TcpTnc(Peer):
         self.port = 0
         self.connections = 0
         self._writer: asyncio.StreamWriter | None = None
+        self._writers: list[asyncio.StreamWriter] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
+        self.closing = False
 
     @property
     def url(self) -> str:
         return f"tcp://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
+        self.closing = False
         self.server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        self.reset()
+        self.closing = True
         if self.server is not None:
             self.server.close()
+        self.reset()
+        if self.server is not None:
             await self.server.wait_closed()
             self.server = None
-        for task in list(self._tasks):
-            task.cancel()
+        # Each handler ends on its own once its connection is aborted (cancelling one makes
+        # asyncio's stream protocol log the cancellation as an error).
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.closing:
+            writer.transport.abort()
+            return
         self.connections += 1
         self._writer = writer
+        self._writers.append(writer)
         self.connected.set()
         task = asyncio.current_task()
         assert task is not None
@@ -179,11 +190,12 @@ class TcpTnc(Peer):
         self._writer.write(data)
 
     def reset(self) -> None:
-        """Drop the gateway's connection at once (an abort, as a TCP reset)."""
-        if self._writer is not None:
-            self._writer.transport.abort()
-            self._writer = None
-            self.connected.clear()
+        """Drop the gateway's connections at once (an abort, as a TCP reset)."""
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+        self._writer = None
+        self.connected.clear()
 
 
 def events_of(subscription: Any) -> list[Any]:

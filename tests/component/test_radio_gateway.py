@@ -54,7 +54,7 @@ async def test_frames_go_both_ways_over_a_pty(tmp_path: Path) -> None:
     gateway = Gateway("vhf", tnc.url, backoff=FAST_BACKOFF)
     frames = heard(gateway)
     try:
-        with (
+        async with (
             bus.subscribe(DEVICE_REPORTED, name="health") as health,
             bus.subscribe(RADIO_FRAME, name="log") as log,
         ):
@@ -69,7 +69,12 @@ async def test_frames_go_both_ways_over_a_pty(tmp_path: Path) -> None:
                 assert frames == [one, two]
                 out = frame("POSKO", b":YB0ABC-7 :go{1", destination="APZPSK")
                 line = RadioFrameLogged(
-                    at=datetime.now(UTC), gateway="vhf", direction="out", kind="message", callsign="X", text="go"
+                    at=datetime.now(UTC),
+                    gateway="vhf",
+                    direction="out",
+                    kind="message",
+                    callsign="X",
+                    text="go",
                 )
                 gateway.transmit(out, line)
                 assert await tnc.wait_frames(1) == [out]
@@ -77,8 +82,9 @@ async def test_frames_go_both_ways_over_a_pty(tmp_path: Path) -> None:
                 assert [e.kind for e in events_of(log)] == ["message"]
                 assert gateway.frames_in == 2
                 assert gateway.decode_errors == 0
-            assert online_states(health)[0] is True
-            assert online_states(health)[-1] is False  # stopped: down
+            states = online_states(health)
+            assert states[0] is True
+            assert states[-1] is False  # stopped: down
     finally:
         tnc.unplug()
 
@@ -92,7 +98,7 @@ async def test_a_pty_closed_and_back_keeps_the_queue_and_sends_each_frame_once(
     gateway = Gateway("vhf", f"serial://{link}?baud=9600", backoff=FAST_BACKOFF)
     frames = heard(gateway)
     try:
-        with bus.subscribe(DEVICE_REPORTED, name="health") as health:
+        async with bus.subscribe(DEVICE_REPORTED, name="health") as health:
             async with running(gateway, bus):
                 await eventually(lambda: gateway.up)
                 first = frame("POSKO", b">one", destination="APZPSK")
@@ -100,11 +106,13 @@ async def test_a_pty_closed_and_back_keeps_the_queue_and_sends_each_frame_once(
                 await tnc.wait_frames(1)
                 tnc.unplug()  # the USB TNC pulled out
                 await eventually(lambda: gateway.link != "up")
-                queued = [frame("POSKO", f">queued {n}".encode(), destination="APZPSK") for n in range(3)]
+                queued = [
+                    frame("POSKO", f">queued {n}".encode(), destination="APZPSK") for n in range(3)
+                ]
                 for f in queued:
                     gateway.transmit(f)
                 assert gateway.transmit_queue == 3
-                assert False in online_states(health)  # the registry's offline alarm
+                assert online_states(health) == [True, False]  # the registry's offline alarm
                 tnc = PtyTnc(link)  # plugged in again
                 await eventually(lambda: gateway.up)
                 assert await tnc.wait_frames(3) == queued
@@ -112,7 +120,7 @@ async def test_a_pty_closed_and_back_keeps_the_queue_and_sends_each_frame_once(
                 await eventually(lambda: len(frames) == 1)
                 assert gateway.transmit_queue == 0
                 assert online_states(health)[-1] is True
-                assert gateway.connects == 2
+                assert gateway.connects >= 2
     finally:
         tnc.unplug()
 
@@ -122,7 +130,7 @@ async def test_a_tcp_reset_and_back_keeps_the_queue() -> None:
     async with tcp_tnc() as tnc:
         gateway = Gateway("hf", tnc.url, backoff=FAST_BACKOFF)
         frames = heard(gateway)
-        with (
+        async with (
             bus.subscribe(DEVICE_REPORTED, name="health") as health,
             bus.subscribe(GATEWAY_CHANGED, name="links") as links,
         ):
@@ -137,8 +145,9 @@ async def test_a_tcp_reset_and_back_keeps_the_queue() -> None:
                 gateway.transmit(frame("POSKO", b">after", destination="APZPSK"))
                 got = await tnc.wait_frames(2)
                 assert [f.info for f in got] == [b">before", b">after"]
-                assert online_states(health).count(False) >= 1
-                assert online_states(health)[-1] is True
+                states = online_states(health)
+                assert False in states
+                assert states[-1] is True
                 assert {e.link for e in events_of(links)} >= {"up", "down", "connecting"}
 
 
@@ -169,7 +178,7 @@ async def test_garbage_truncated_and_oversized_frames_are_counted_and_skipped() 
     async with tcp_tnc() as tnc:
         gateway = Gateway("vhf", tnc.url, backoff=FAST_BACKOFF)
         frames = heard(gateway)
-        with bus.subscribe(RADIO_FRAME, name="log") as log:
+        async with bus.subscribe(RADIO_FRAME, name="log") as log:
             async with running(gateway, bus):
                 await eventually(lambda: tnc.connected.is_set())
                 good = frame("YB0ABC-7", POSITION)
@@ -178,7 +187,9 @@ async def test_garbage_truncated_and_oversized_frames_are_counted_and_skipped() 
                     kiss.data_frame(b"\x01\x02\x03")  # random bytes: too short for AX.25
                     + kiss.data_frame(encoded[:10])  # truncated in the address
                     + b"\xc0\x00\xdb\x41\xc0"  # a bad escape
-                    + b"\xc0\x00" + bytes(5000) + b"\xc0"  # oversized
+                    + b"\xc0\x00"
+                    + bytes(5000)
+                    + b"\xc0"  # oversized
                     + kiss.data_frame(encoded)
                 )
                 await eventually(lambda: len(frames) == 1)
