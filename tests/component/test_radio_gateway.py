@@ -98,29 +98,31 @@ async def test_a_pty_closed_and_back_keeps_the_queue_and_sends_each_frame_once(
     gateway = Gateway("vhf", f"serial://{link}?baud=9600", backoff=FAST_BACKOFF)
     frames = heard(gateway)
     try:
-        async with bus.subscribe(DEVICE_REPORTED, name="health") as health:
-            async with running(gateway, bus):
-                await eventually(lambda: gateway.up)
-                first = frame("POSKO", b">one", destination="APZPSK")
-                gateway.transmit(first)
-                await tnc.wait_frames(1)
-                tnc.unplug()  # the USB TNC pulled out
-                await eventually(lambda: gateway.link != "up")
-                queued = [
-                    frame("POSKO", f">queued {n}".encode(), destination="APZPSK") for n in range(3)
-                ]
-                for f in queued:
-                    gateway.transmit(f)
-                assert gateway.transmit_queue == 3
-                assert online_states(health) == [True, False]  # the registry's offline alarm
-                tnc = PtyTnc(link)  # plugged in again
-                await eventually(lambda: gateway.up)
-                assert await tnc.wait_frames(3) == queued
-                tnc.send(frame("YB0ABC-7", POSITION))
-                await eventually(lambda: len(frames) == 1)
-                assert gateway.transmit_queue == 0
-                assert online_states(health)[-1] is True
-                assert gateway.connects >= 2
+        async with (
+            bus.subscribe(DEVICE_REPORTED, name="health") as health,
+            running(gateway, bus),
+        ):
+            await eventually(lambda: gateway.up)
+            first = frame("POSKO", b">one", destination="APZPSK")
+            gateway.transmit(first)
+            await tnc.wait_frames(1)
+            tnc.unplug()  # the USB TNC pulled out
+            await eventually(lambda: gateway.link != "up")
+            queued = [
+                frame("POSKO", f">queued {n}".encode(), destination="APZPSK") for n in range(3)
+            ]
+            for f in queued:
+                gateway.transmit(f)
+            assert gateway.transmit_queue == 3
+            assert online_states(health) == [True, False]  # the registry's offline alarm
+            tnc = PtyTnc(link)  # plugged in again
+            await eventually(lambda: gateway.up)
+            assert await tnc.wait_frames(3) == queued
+            tnc.send(frame("YB0ABC-7", POSITION))
+            await eventually(lambda: len(frames) == 1)
+            assert gateway.transmit_queue == 0
+            assert online_states(health)[-1] is True
+            assert gateway.connects >= 2
     finally:
         tnc.unplug()
 
@@ -133,22 +135,22 @@ async def test_a_tcp_reset_and_back_keeps_the_queue() -> None:
         async with (
             bus.subscribe(DEVICE_REPORTED, name="health") as health,
             bus.subscribe(GATEWAY_CHANGED, name="links") as links,
+            running(gateway, bus),
         ):
-            async with running(gateway, bus):
-                await eventually(lambda: gateway.up and tnc.connected.is_set())
-                tnc.send(frame("YB0ABC-7", POSITION))
-                await eventually(lambda: len(frames) == 1)
-                gateway.transmit(frame("POSKO", b">before", destination="APZPSK"))
-                await tnc.wait_frames(1)
-                tnc.reset()
-                await eventually(lambda: tnc.connections == 2 and gateway.up)
-                gateway.transmit(frame("POSKO", b">after", destination="APZPSK"))
-                got = await tnc.wait_frames(2)
-                assert [f.info for f in got] == [b">before", b">after"]
-                states = online_states(health)
-                assert False in states
-                assert states[-1] is True
-                assert {e.link for e in events_of(links)} >= {"up", "down", "connecting"}
+            await eventually(lambda: gateway.up and tnc.connected.is_set())
+            tnc.send(frame("YB0ABC-7", POSITION))
+            await eventually(lambda: len(frames) == 1)
+            gateway.transmit(frame("POSKO", b">before", destination="APZPSK"))
+            await tnc.wait_frames(1)
+            tnc.reset()
+            await eventually(lambda: tnc.connections == 2 and gateway.up)
+            gateway.transmit(frame("POSKO", b">after", destination="APZPSK"))
+            got = await tnc.wait_frames(2)
+            assert [f.info for f in got] == [b">before", b">after"]
+            states = online_states(health)
+            assert False in states
+            assert states[-1] is True
+            assert {e.link for e in events_of(links)} >= {"up", "down", "connecting"}
 
 
 async def test_frames_queued_while_the_tnc_is_away_go_when_it_comes() -> None:
@@ -178,27 +180,26 @@ async def test_garbage_truncated_and_oversized_frames_are_counted_and_skipped() 
     async with tcp_tnc() as tnc:
         gateway = Gateway("vhf", tnc.url, backoff=FAST_BACKOFF)
         frames = heard(gateway)
-        async with bus.subscribe(RADIO_FRAME, name="log") as log:
-            async with running(gateway, bus):
-                await eventually(lambda: tnc.connected.is_set())
-                good = frame("YB0ABC-7", POSITION)
-                encoded = ax25.encode(good)
-                tnc.write(
-                    kiss.data_frame(b"\x01\x02\x03")  # random bytes: too short for AX.25
-                    + kiss.data_frame(encoded[:10])  # truncated in the address
-                    + b"\xc0\x00\xdb\x41\xc0"  # a bad escape
-                    + b"\xc0\x00"
-                    + bytes(5000)
-                    + b"\xc0"  # oversized
-                    + kiss.data_frame(encoded)
-                )
-                await eventually(lambda: len(frames) == 1)
-                assert frames == [good]
-                assert gateway.decode_errors == 4
-                undecodable = [e for e in events_of(log) if e.kind == "undecodable"]
-                # At most one line a second per gateway: a flood of garbage is counted, not logged.
-                assert len(undecodable) == 1
-                assert gateway.up
+        async with bus.subscribe(RADIO_FRAME, name="log") as log, running(gateway, bus):
+            await eventually(tnc.connected.is_set)
+            good = frame("YB0ABC-7", POSITION)
+            encoded = ax25.encode(good)
+            tnc.write(
+                kiss.data_frame(b"\x01\x02\x03")  # random bytes: too short for AX.25
+                + kiss.data_frame(encoded[:10])  # truncated in the address
+                + b"\xc0\x00\xdb\x41\xc0"  # a bad escape
+                + b"\xc0\x00"
+                + bytes(5000)
+                + b"\xc0"  # oversized
+                + kiss.data_frame(encoded)
+            )
+            await eventually(lambda: len(frames) == 1)
+            assert frames == [good]
+            assert gateway.decode_errors == 4
+            undecodable = [e for e in events_of(log) if e.kind == "undecodable"]
+            # At most one line a second per gateway: a flood of garbage is counted, not logged.
+            assert len(undecodable) == 1
+            assert gateway.up
 
 
 async def test_a_quiet_tnc_is_reconnected() -> None:
