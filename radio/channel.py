@@ -120,14 +120,11 @@ def order_text(copy: SendCopy) -> str:
 
 
 def split_order(copy: SendCopy) -> list[str]:
-    """The parts of a copy's text (at most :data:`MAX_PARTS`)."""
+    """The parts of a copy's text (at most :data:`MAX_PARTS`; a longer one is cut, ``...``)."""
     parts = aprs.split_text(order_text(copy))
     if len(parts) > MAX_PARTS:
         parts = parts[:MAX_PARTS]
-        last = parts[-1]
-        parts[-1] = (
-            last[: aprs.MESSAGE_LIMIT - 1] if len(last) >= aprs.MESSAGE_LIMIT else last
-        ) + "…"
+        parts[-1] = parts[-1][: aprs.MESSAGE_LIMIT - 3].rstrip() + "..."
     return parts
 
 
@@ -142,6 +139,7 @@ class _Part:
     index: int
     number: str
     text: str
+    info: bytes
     acked: bool = False
     tries: int = 0
     in_flight: bool = False
@@ -213,6 +211,11 @@ class RadioChannel:
         for gateway in self.gateways:
             gateway.on_frame(self.on_frame)
 
+    @property
+    def on_air(self) -> list[int]:
+        """Copy ids whose parts are kept on the air (not yet acked, rejected or withdrawn)."""
+        return list(self._on_air)
+
     # -- the adapter -----------------------------------------------------------------------
 
     async def run(self, ctx: AdapterContext) -> None:
@@ -256,11 +259,20 @@ class RadioChannel:
         if not any(gateway.up for gateway in self.gateways):
             self._queue.failed(copy, "no radio gateway link is up", retryable=True)
             return
-        texts = split_order(copy)
-        parts = [
-            _Part(index, message_number(copy.copy_id, index), text)
-            for index, text in enumerate(texts)
-        ]
+        try:
+            parts = [
+                _Part(
+                    index,
+                    number,
+                    text,
+                    aprs.encode_message(aprs.Message(copy.address, text, number)),
+                )
+                for index, text in enumerate(split_order(copy))
+                for number in [message_number(copy.copy_id, index)]
+            ]
+        except aprs.AprsError as exc:
+            self._queue.failed(copy, f"cannot send as APRS: {exc}", retryable=False)
+            return
         self._on_air[copy.copy_id] = _OnAir(copy, parts)
         for part in parts:
             self._numbers[part.number] = (copy.copy_id, part.index)
@@ -399,7 +411,11 @@ class RadioChannel:
         for offset, text in enumerate(aprs.split_text(bulletin.text)[:10]):
             line = _DIGITS[(bulletin.line + offset) % 36]
             addressee = f"BLN{line}{bulletin.group.upper()}"[:9]
-            frame = self._frame(aprs.encode_message(aprs.Message(addressee, text)))
+            try:
+                frame = self._frame(aprs.encode_message(aprs.Message(addressee, text)))
+            except aprs.AprsError as exc:
+                self._warn(("bulletin", addressee), "bulletin %s not sent: %s", addressee, exc)
+                return
             log = RadioFrameLogged(
                 at=datetime.now(UTC),
                 gateway="",
