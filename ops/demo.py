@@ -28,8 +28,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
-from radio.rigsim import RigctldServer
-
 from db import cases as case_rows
 from db import users as user_rows
 from db.pool import Pool
@@ -39,9 +37,11 @@ from ops.cases.intake import IncomingReport, submit_report
 from ops.core.adapter import AdapterContext
 from ops.core.bus import Bus
 from ops.core.config import Config, RadioGatewayConfig
+from ops.radio.commands import KIND_GROUPS
 from ops.units.errors import UnitTaken
 from ops.units.service import UnitSpec, create_unit
 from ops.users import Role, add_user
+from radio.rigsim import RigctldServer
 from radio.simulator import BeaconFormat, SimStation, SimulatedTnc, loop_route
 from videowall.service import WallNotFound, get_wall, put_wall
 from videowall.tiles import Layout
@@ -177,8 +177,8 @@ class DemoUnit:
 
     ``callsign`` is its AX.25 station, its radio address when ``channels`` (in the order
     dispatch tries them) hold ``radio``; the first channel reports its positions. On the air it
-    beacons in ``beacon_format``, misses ``loss`` of the messages to it, keeps the bulletins of
-    ``group`` and sends free text when ``chatty``.
+    beacons in ``beacon_format``, misses ``loss`` of the messages to it, keeps the bulletins to
+    its kind (the console's groups) and sends free text when ``chatty``.
     """
 
     id: str
@@ -191,7 +191,6 @@ class DemoUnit:
     channels: tuple[str, ...] = ("mqtt",)
     beacon_format: BeaconFormat = "uncompressed"
     loss: float = 0.0
-    group: str | None = None
     chatty: bool = False
 
     def channel_specs(self) -> list[dict[str, str]]:
@@ -210,7 +209,6 @@ UNITS: tuple[DemoUnit, ...] = (
         -6.1862,
         106.8342,
         channels=("radio", "mqtt"),
-        group="TAGNA",
         chatty=True,
     ),
     DemoUnit(
@@ -224,7 +222,6 @@ UNITS: tuple[DemoUnit, ...] = (
         channels=("radio",),
         beacon_format="mic-e",
         loss=0.25,
-        group="TAGNA",
     ),
     DemoUnit(
         "tksk-01",
@@ -235,7 +232,6 @@ UNITS: tuple[DemoUnit, ...] = (
         -6.1963,
         106.8321,
         channels=("mqtt", "radio"),
-        group="TKSK",
     ),
     DemoUnit(
         "damkar-01",
@@ -247,7 +243,6 @@ UNITS: tuple[DemoUnit, ...] = (
         106.8166,
         channels=("radio", "mqtt"),
         beacon_format="compressed",
-        group="DMKR",
     ),
     DemoUnit(
         "damkar-02",
@@ -267,7 +262,6 @@ UNITS: tuple[DemoUnit, ...] = (
         -6.1783,
         106.8701,
         channels=("mqtt", "radio"),
-        group="MEDIS",
     ),
     DemoUnit("satpol-01", "YB0POL-1", "Satpol PP Senen", "public_order", (), -6.1742, 106.8442),
     DemoUnit(
@@ -364,7 +358,7 @@ def radio_field(
             ack_delay=3.0 + n % 4,
             loss=unit.loss,
             text_every=DEMO_TEXT_EVERY if unit.chatty else None,
-            group=unit.group,
+            group=KIND_GROUPS.get(unit.kind),
         )
         for n, unit in enumerate(units)
         if "radio" in unit.channels

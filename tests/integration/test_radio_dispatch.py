@@ -19,9 +19,11 @@ from typing import Any
 
 import pytest
 
+from db import radio as radio_rows
 from db import units as unit_rows
 from ops.app import Hub
 from ops.dispatch.setup import parts_of
+from ops.radio.setup import parts_of as radio_parts
 from radio.simulator import SimStation, SimulatedTnc, loop_route
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory
 from tests.integration.dispatch_support import app_for, running
@@ -100,6 +102,14 @@ async def order_status(hub: Hub, order_id: str, status: str) -> None:
     await eventually(reached, timeout=WAIT, message=f"order {order_id} {status}")
 
 
+async def thread_states(hub: Hub, unit_id: str) -> dict[str, tuple[str, int]]:
+    """The unit's radio thread as the console shows it: number → (state, tries)."""
+    async with hub.pool.acquire() as conn:
+        thread = await radio_rows.thread(conn, unit_id)
+    assert thread is not None
+    return {m.number: (m.state, m.tries) for m in thread.outgoing}
+
+
 def orders_heard(station: SimStation, order_id: str) -> list[str | None]:
     """The message numbers of every try of the order that reached the station."""
     return [m.number for m in station.heard if m.text.startswith(f"#{order_id[:6]} ")]
@@ -115,6 +125,13 @@ async def test_an_order_reaches_the_unit_on_the_air_and_is_acknowledged(
         order_id = await dispatch(hub, await add_case(hub, spot), unit_id)
         await order_status(hub, order_id, "acknowledged")
         detail = await parts_of(hub).service.detail(order_id)
+        # The console's thread of the unit: each message sent once and acked.
+
+        async def acked_at_once() -> bool:
+            expected = dict.fromkeys(station.acked, ("acked", 1))
+            return await thread_states(hub, unit_id) == expected
+
+        await eventually(acked_at_once, timeout=WAIT)
     # The order's text, split into numbered messages; each kept once and acknowledged.
     assert station.inbox[0].text.startswith(f"#{order_id[:6]} {detail.case_number} HIGH:")
     assert station.acked == [m.number for m in station.inbox]
@@ -141,6 +158,14 @@ async def test_a_missed_message_is_retried_until_the_unit_acknowledges(
         station.loss = 0.0  # the unit is back in range: the next retry gets through
         await order_status(hub, order_id, "acknowledged")
         detail = await parts_of(hub).service.detail(order_id)
+
+        async def retried_then_acked() -> bool:
+            states = await thread_states(hub, unit_id)
+            return bool(states) and all(
+                state == "acked" and tries >= 2 for state, tries in states.values()
+            )
+
+        await eventually(retried_then_acked, timeout=WAIT)
     [number] = set(orders_heard(station, order_id))  # every retry: the same number
     assert station.missed.count(number) >= 2
     # Each part of the order is kept once, under the number of all its tries.
@@ -291,3 +316,20 @@ async def test_beacons_in_every_format_move_the_unit_with_the_source_radio(
             assert any(
                 abs(row.lat - b.lat) < 0.001 and abs(row.lon - b.lon) < 0.001 for b in sent
             ), (row.lat, row.lon, sent)
+
+
+async def test_a_bulletin_reaches_the_units_of_its_group(make_hub_config: ConfigFactory) -> None:
+    spot = new_spot()
+    volunteer = on_the_air(spot, 0.5, group="VOL")
+    firefighter = on_the_air(spot, 1.0, group="FIRE")
+    async with radio_hub(make_hub_config, [volunteer, firefighter]) as (hub, _):
+        await radio_parts(hub).commands.send_bulletin(
+            "volunteer", "Apel siaga pukul 07.00", gateway_id=None, actor="tester"
+        )
+        await eventually(lambda: volunteer.bulletins, timeout=WAIT)
+        [bulletin] = volunteer.bulletins
+    assert bulletin.addressee.startswith("BLN")
+    assert bulletin.addressee.endswith("VOL")
+    assert bulletin.text == "Apel siaga pukul 07.00"
+    assert firefighter.bulletins == []
+    assert volunteer.acked == []  # bulletins are never acknowledged
