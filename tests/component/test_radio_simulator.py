@@ -297,22 +297,33 @@ async def test_over_a_pty_with_a_symlink(tmp_path: Path) -> None:
     assert not is_there(link)
 
 
-async def test_the_command_line_serves_units_until_stopped() -> None:
+@pytest.mark.parametrize(
+    ("command", "room"),
+    [
+        (["radio.simulator"], "POSKO"),
+        # ``posko sim radio``: the units address their texts to the hub's configured station.
+        (["ops", "sim", "radio"], "YB0CLI"),
+    ],
+)
+async def test_the_command_line_serves_units_until_stopped(command: list[str], room: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSKO_")}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "radio.simulator",
+        *command,
         "--tcp",
         "127.0.0.1:0",
         "--units",
         "3",
         "--beacon",
         "0.3",
+        "--text",
+        "0.3",
         "--seed",
         "4",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**env, "PYTHONUNBUFFERED": "1", "POSKO_RADIO__CALLSIGN": "YB0CLI"},
     )
     try:
         assert process.stdout is not None
@@ -338,6 +349,11 @@ async def test_the_command_line_serves_units_until_stopped() -> None:
             }
             host.message("YB0SIM-2", "Tes", "1")
             await wait_for(lambda: host.acks("YB0SIM-2") == ["1"])
+            await wait_for(
+                lambda: any(isinstance(p, aprs.Message) for p in host.packets("YB0SIM-1"))
+            )
+            texts = [p for p in host.packets("YB0SIM-1") if isinstance(p, aprs.Message)]
+            assert texts[0].addressee == room
         finally:
             await host.close()
     finally:
