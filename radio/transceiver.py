@@ -413,11 +413,19 @@ class Transceiver:
         """Move the PTT; on failure remember that an unkey is owed (the poll retries it)."""
         try:
             await self._move_ptt(on=on)
-        except PttError:
+        except PttError as exc:
             self.errors += 1
             if not on:
                 self._unkey_owed = True
-            _LOGGER.warning("transceiver %s: cannot %s", self.gateway_id, "key" if on else "unkey")
+            # An unreachable rig was warned about once already; each try is not news.
+            quiet = self.ptt_kind == "rig" and not self._rig_state.online
+            _LOGGER.log(
+                logging.DEBUG if quiet else logging.WARNING,
+                "transceiver %s: cannot %s: %s",
+                self.gateway_id,
+                "key" if on else "unkey",
+                exc.strerror or exc,
+            )
             raise
         self._keyed = on
         if not on:
