@@ -27,6 +27,7 @@ import math
 import os
 import random
 import re
+import signal
 import sys
 import tty
 from collections.abc import Coroutine, Sequence
@@ -853,7 +854,12 @@ async def _serve(args: argparse.Namespace, stations: list[SimStation]) -> None:
             _say(f"rigctld on tcp://127.0.0.1:{rig.port}")
         for station in stations:
             _say(f"unit {station.callsign} ({station.beacon_format})")
-        await asyncio.Event().wait()
+        # SIGTERM ends it as Ctrl-C does: the pty's symlink and the ports are cleaned up.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
 
 
 def _say(line: str) -> None:
