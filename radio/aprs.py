@@ -79,6 +79,9 @@ class AprsError(ValueError):
 class Position:
     r"""A position report. ``speed`` in knots, ``altitude`` in metres, ``course`` in degrees.
 
+    ``course`` is None when unknown, else 1-360 as decoded (360 is north, as on the air); 0 is
+    accepted for north when encoding.
+
     ``symbol_table`` is ``/``, ``\`` or an overlay character (A-Z, 0-9). ``ambiguity`` is the
     number of trailing digits left blank (0-4); the decoded position is then the box's centre.
     """
@@ -249,7 +252,7 @@ def encode_mic_e(position: Position, status: str = "En Route") -> tuple[Address,
         d_byte = lon_deg - 72
     m_byte = lon_min + 88 if lon_min < 10 else lon_min + 28  # noqa: PLR2004
     speed = round(position.speed or 0.0)
-    course = position.course or 0
+    course = _air_course(position.course)
     sp = speed // 10
     info = bytes(
         [
@@ -438,7 +441,7 @@ def _decode_uncompressed(body: str, timestamp: datetime | None, messaging: bool)
     if extension is not None:
         cse, spd = extension.groups()
         if cse.isdigit() and int(cse) <= 360 and spd.isdigit():  # noqa: PLR2004
-            course, speed = int(cse), float(int(spd))
+            course, speed = int(cse) or None, float(int(spd))
             rest = rest[7:]
         elif not cse.isdigit() and not spd.isdigit():
             rest = rest[7:]
@@ -481,7 +484,7 @@ def _decode_compressed(body: str, timestamp: datetime | None, messaging: bool) -
         if t & 0x18 == 0x10:  # noqa: PLR2004 - NMEA source GGA: cs holds the altitude
             altitude = 1.002 ** (c * 91 + s) * _FEET
         elif c <= 89:  # noqa: PLR2004 - c = '{' is a radio range, not a course
-            course, speed = c * 4, 1.08**s - 1
+            course, speed = c * 4 or 360, 1.08**s - 1
     comment, comment_altitude = _take_altitude(body[13:])
     return Position(
         lat,
@@ -528,7 +531,7 @@ def _decode_mic_e(destination: str, body: bytes) -> Position:
         table,
         symbol,
         rest,
-        course=course if course <= 360 else None,  # noqa: PLR2004
+        course=course if 0 < course <= 360 else None,  # noqa: PLR2004 - 0: unknown
         speed=float(speed),
         altitude=altitude,
         format="mic-e",
@@ -676,8 +679,15 @@ def _uncompressed(position: Position) -> str:
     out = f"{lat}{position.symbol_table}{lon}{position.symbol}"
     if position.course is not None or position.speed is not None:
         speed = min(round(position.speed or 0.0), 999)
-        out += f"{position.course or 0:03d}/{speed:03d}"
+        out += f"{_air_course(position.course):03d}/{speed:03d}"
     return out
+
+
+def _air_course(course: int | None) -> int:
+    """Course as sent in CSE/SPD and Mic-E: 0 unknown, 1-360 (north is 360)."""
+    if course is None:
+        return 0
+    return course or 360
 
 
 def _dm(value: float, width: int, hemispheres: str, ambiguity: int) -> str:
