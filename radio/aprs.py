@@ -401,7 +401,7 @@ def _decode(  # noqa: PLR0911 - one return per data type
         except AX25Error as exc:
             raise AprsError("bad-third-party", str(exc)) from None
         return ThirdParty(inner, _decode(inner.info, inner.destination.call, now, depth + 1))
-    return Other(data_type, body)
+    return Other(text[0], body)
 
 
 def _decode_position(data_type: str, body: str, now: datetime | None) -> Position:
