@@ -383,7 +383,8 @@ def _decode(  # noqa: PLR0911 - one return per data type
     data_type = chr(info[0])
     if data_type in "`'":
         return _decode_mic_e(destination, info[1:])
-    text = info.decode("utf-8", errors="replace")
+    # Some TNCs end the field with a line end; it is never part of the packet.
+    text = info.decode("utf-8", errors="replace").rstrip("\r\n")
     body = text[1:]
     if data_type in "!=/@":
         return _decode_position(data_type, body, now)
@@ -517,7 +518,7 @@ def _decode_mic_e(destination: str, body: bytes) -> Position:
         course -= 400
     symbol, table = chr(body[6]), chr(body[7])
     _check_symbol(table, symbol)
-    rest = body[8:].decode("utf-8", errors="replace")
+    rest = body[8:].decode("utf-8", errors="replace").rstrip("\r\n")
     altitude = None
     match = _MIC_E_ALTITUDE.match(rest)
     if match is not None:
@@ -600,7 +601,7 @@ def _decode_message(body: str) -> Message | Ack | Reject:
     addressee = body[:9].rstrip(" ")
     if not _ADDRESSEE.fullmatch(addressee):
         raise AprsError("bad-addressee", f"{body[:9]!r}")
-    text = body[10:].rstrip("\r\n")
+    text = body[10:]
     ack = _ACK.fullmatch(text.rstrip())
     if ack is not None:
         kind, number = ack.group(1), ack.group(2)

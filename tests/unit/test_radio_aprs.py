@@ -435,6 +435,18 @@ def test_third_party() -> None:
     assert reason_of(b"}A>B:!9999.99N/00000.00E>") == "bad-position"
 
 
+def test_line_ends_are_not_part_of_the_packet() -> None:
+    assert decode_info(b">On scene\r\n", now=NOW) == Status("On scene")
+    assert decode_info(b":WU2Z     :Testing\r", now=NOW) == Message("WU2Z", "Testing")
+    position = decode_info(b"!4903.50N/07201.75W-Test\r", now=NOW)
+    assert isinstance(position, Position)
+    assert position.comment == "Test"
+    _, info = encode_mic_e(Position(1, 2, comment="hi"))
+    mic_e = decode_info(info + b"\r\n", "P0P0P0", now=NOW)
+    assert isinstance(mic_e, Position)
+    assert mic_e.comment == "hi"
+
+
 def test_other_types() -> None:
     assert decode_info(b";OBJECT   *092345z4903.50N/07201.75W>", now=NOW) == Other(
         ";", "OBJECT   *092345z4903.50N/07201.75W>"
