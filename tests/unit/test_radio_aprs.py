@@ -31,7 +31,7 @@ from radio.aprs import (
     encode_status,
     split_text,
 )
-from radio.ax25 import Address, Frame
+from radio.ax25 import Address, Frame, to_tnc2
 
 NOW = datetime(2026, 12, 9, 23, 50, tzinfo=UTC)
 FEET = 0.3048
@@ -721,3 +721,11 @@ def test_decode_raises_only_aprs_errors(info: bytes, destination: str) -> None:
         decode_info(info, destination, now=NOW)
     except AprsError:
         return
+
+
+@given(addressees, numbers, st.sampled_from(["YB0ABC", "YC1XYZ-7"]), st.booleans())
+def test_third_party_round_trip(addressee: str, number: str, source: str, via_gate: bool) -> None:
+    path = (Address("TCPIP", repeated=True), Address("YC1GW", repeated=True)) if via_gate else ()
+    inner = Frame(Address("APZPSK"), Address.parse(source), path, encode_ack(addressee, number))
+    packet = decode_info(b"}" + to_tnc2(inner).encode(), now=NOW)
+    assert packet == ThirdParty(inner, Ack(addressee, number))
