@@ -751,3 +751,11 @@ def test_third_party_round_trip(addressee: str, number: str, source: str, via_ga
     inner = Frame(Address("APZPSK"), Address.parse(source), path, encode_ack(addressee, number))
     packet = decode_info(b"}" + to_tnc2(inner).encode(), now=NOW)
     assert packet == ThirdParty(inner, Ack(addressee, number))
+
+
+def test_only_ascii_digits_count() -> None:
+    # Other scripts' digits (here Arabic-Indic) are text, not numbers, in any field of digits.
+    arabic = "\u0661\u0662\u0663\u0664\u0665\u0666"
+    assert decode_info(f">{arabic}zstatus".encode(), now=NOW) == Status(f"{arabic}zstatus")
+    assert reason_of("!4\u066903.50N/07201.75W-".encode()) == "bad-position"
+    assert reason_of("@\u0660\u06692345z4903.50N/07201.75W-".encode()) == "bad-timestamp"

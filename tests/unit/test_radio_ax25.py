@@ -213,3 +213,9 @@ def test_from_tnc2_raises_only_ax25_errors(line: str) -> None:
         from_tnc2(line)
     except AX25Error:
         return
+
+
+def test_ssid_digits_are_ascii() -> None:
+    with pytest.raises(AX25Error) as caught:
+        Address.parse("YB0ABC-\u0667")  # Arabic-Indic seven
+    assert caught.value.reason == "bad-callsign"

@@ -2,8 +2,8 @@
 
 More than 100,000 inputs: random bytes, truncated and oversized frames, bad escapes, valid frames
 with bytes flipped, inserted or dropped, and valid AX.25 frames carrying mutated, random or very
-short APRS fields. Nothing but the codec's own errors may escape, decoded positions are always on the globe, and
-the stream decoder always reads the next good frame after whatever came before it.
+short APRS fields. Nothing but the codec's own errors may escape, decoded positions are always
+on the globe, and the stream decoder always reads the next good frame after whatever came before.
 """
 
 from __future__ import annotations
