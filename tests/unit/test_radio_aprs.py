@@ -448,6 +448,15 @@ def test_line_ends_are_not_part_of_the_packet() -> None:
     assert mic_e.comment == "hi"
 
 
+def test_decoded_text_holds_no_nul() -> None:
+    assert decode_info(b">a\x00b", now=NOW) == Status("a\ufffdb")
+    assert decode_info(b":YB0ABC   :x\x00{1", now=NOW) == Message("YB0ABC", "x\ufffd", "1")
+    _, info = encode_mic_e(Position(1, 2))
+    mic_e = decode_info(info + b"\x00", "P0P0P0", now=NOW)
+    assert isinstance(mic_e, Position)
+    assert mic_e.comment == "\ufffd"
+
+
 def test_other_types() -> None:
     assert decode_info(b";OBJECT   *092345z4903.50N/07201.75W>", now=NOW) == Other(
         ";", "OBJECT   *092345z4903.50N/07201.75W>"
