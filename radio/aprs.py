@@ -44,12 +44,12 @@ _NUMBER = re.compile(r"[A-Za-z0-9]{1,5}")
 _REPLY_ACK = re.compile(r"[A-Za-z0-9]{0,5}")
 _ACK = re.compile(r"(ack|rej)([A-Za-z0-9]{1,5})(?:\}[A-Za-z0-9]{0,5})?")
 _NUMBERED = re.compile(r"([A-Za-z0-9]{1,5})(?:\}([A-Za-z0-9]{0,5}))?")
-_TIMESTAMP = re.compile(r"(\d\d)(\d\d)(\d\d)([zh/])")
-_STATUS_TIMESTAMP = re.compile(r"\d{6}z")
-_LAT = re.compile(r"(\d\d)([\d ]{2})\.([\d ]{2})([NS])")
-_LON = re.compile(r"(\d{3})([\d ]{2})\.([\d ]{2})([EW])")
-_CSE_SPD = re.compile(r"(\d{3}|\.{3}| {3})/(\d{3}|\.{3}| {3})")
-_ALTITUDE = re.compile(r"/A=(-\d{5}|\d{6})")
+_TIMESTAMP = re.compile(r"(\d\d)(\d\d)(\d\d)([zh/])", re.ASCII)
+_STATUS_TIMESTAMP = re.compile(r"\d{6}z", re.ASCII)
+_LAT = re.compile(r"(\d\d)([\d ]{2})\.([\d ]{2})([NS])", re.ASCII)
+_LON = re.compile(r"(\d{3})([\d ]{2})\.([\d ]{2})([EW])", re.ASCII)
+_CSE_SPD = re.compile(r"(\d{3}|\.{3}| {3})/(\d{3}|\.{3}| {3})", re.ASCII)
+_ALTITUDE = re.compile(r"/A=(-\d{5}|\d{6})", re.ASCII)
 _MIC_E_ALTITUDE = re.compile(r"[>\]`']?([!-{]{3})\}")
 _SYMBOL_TABLES: Final = frozenset("/\\ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _COMPRESSED_TABLES: Final = frozenset("/\\ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij")
@@ -78,6 +78,9 @@ class AprsError(ValueError):
 @dataclass(frozen=True, slots=True)
 class Position:
     r"""A position report. ``speed`` in knots, ``altitude`` in metres, ``course`` in degrees.
+
+    ``course`` is None when unknown, else 1-360 as decoded (360 is north, as on the air); 0 is
+    accepted for north when encoding.
 
     ``symbol_table`` is ``/``, ``\`` or an overlay character (A-Z, 0-9). ``ambiguity`` is the
     number of trailing digits left blank (0-4); the decoded position is then the box's centre.
@@ -249,7 +252,7 @@ def encode_mic_e(position: Position, status: str = "En Route") -> tuple[Address,
         d_byte = lon_deg - 72
     m_byte = lon_min + 88 if lon_min < 10 else lon_min + 28  # noqa: PLR2004
     speed = round(position.speed or 0.0)
-    course = position.course or 0
+    course = _air_course(position.course)
     sp = speed // 10
     info = bytes(
         [
@@ -281,8 +284,7 @@ def encode_message(message: Message) -> bytes:
     """
     _check_addressee(message.addressee)
     text = message.text
-    if any(char in text for char in "{|~") or any(ord(char) < 0x20 for char in text):  # noqa: PLR2004
-        raise AprsError("bad-text", "message text may not hold {, |, ~ or control characters")
+    _check_text(text, "{|~", "message text")
     if len(text.encode()) > MESSAGE_LIMIT:
         raise AprsError("too-long", f"{len(text.encode())} bytes, at most {MESSAGE_LIMIT}")
     if message.number is None and _ACK.fullmatch(text.rstrip()):
@@ -328,8 +330,7 @@ def encode_status(text: str) -> bytes:
     Raises:
         AprsError: ``bad-text`` for ``|``, ``~`` or a control character.
     """
-    if any(char in text for char in "|~") or any(ord(char) < 0x20 for char in text):  # noqa: PLR2004
-        raise AprsError("bad-text", "status text may not hold |, ~ or control characters")
+    _check_text(text, "|~", "status text")
     return f">{text}".encode()
 
 
@@ -339,14 +340,14 @@ def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     Cuts at spaces where it can; a word longer than a part is cut inside. ``{``, ``|`` and
     ``~`` (which APRS reserves) become ``(``, ``/`` and ``-``; control characters and runs of
     white space become one space. Non-ASCII characters are kept (as UTF-8) where they fit; one
-    that could never fit (``limit`` below its byte count) becomes ``?``. An empty or blank
-    text gives no parts.
+    that could never fit (``limit`` below its byte count) or that UTF-8 cannot carry (a lone
+    surrogate) becomes ``?``. An empty or blank text gives no parts.
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    clean = "".join(" " if ord(char) < 0x20 or char == "\x7f" else char for char in text)  # noqa: PLR2004
+    clean = "".join(" " if _is_control(char) else char for char in text)
     words = [
-        "".join(char if len(char.encode()) <= limit else "?" for char in word)
+        "".join(char if 0 < _char_size(char) <= limit else "?" for char in word)
         for word in clean.translate(_FORBIDDEN_IN_TEXT).split()
     ]
     parts: list[str] = []
@@ -380,7 +381,9 @@ def _decode(  # noqa: PLR0911 - one return per data type
     data_type = chr(info[0])
     if data_type in "`'":
         return _decode_mic_e(destination, info[1:])
-    text = info.decode("utf-8", errors="replace")
+    text = _text(info)
+    if not text:
+        raise AprsError("empty", "only a line end")
     body = text[1:]
     if data_type in "!=/@":
         return _decode_position(data_type, body, now)
@@ -391,14 +394,18 @@ def _decode(  # noqa: PLR0911 - one return per data type
             return Status(body[7:], _parse_timestamp(body[:7], now))
         return Status(body)
     if data_type == "}":
-        if depth >= _MAX_THIRD_PARTY_DEPTH:
-            raise AprsError("bad-third-party", "third-party packets nested too deep")
-        try:
-            inner = from_tnc2(body)
-        except AX25Error as exc:
-            raise AprsError("bad-third-party", str(exc)) from None
-        return ThirdParty(inner, _decode(inner.info, inner.destination.call, now, depth + 1))
-    return Other(data_type, body)
+        return _decode_third_party(body, now, depth)
+    return Other(text[0], body)
+
+
+def _decode_third_party(body: str, now: datetime | None, depth: int) -> ThirdParty:
+    if depth >= _MAX_THIRD_PARTY_DEPTH:
+        raise AprsError("bad-third-party", "third-party packets nested too deep")
+    try:
+        inner = from_tnc2(body)
+    except AX25Error as exc:
+        raise AprsError("bad-third-party", str(exc)) from None
+    return ThirdParty(inner, _decode(inner.info, inner.destination.call, now, depth + 1))
 
 
 def _decode_position(data_type: str, body: str, now: datetime | None) -> Position:
@@ -438,7 +445,7 @@ def _decode_uncompressed(body: str, timestamp: datetime | None, messaging: bool)
     if extension is not None:
         cse, spd = extension.groups()
         if cse.isdigit() and int(cse) <= 360 and spd.isdigit():  # noqa: PLR2004
-            course, speed = int(cse), float(int(spd))
+            course, speed = int(cse) or None, float(int(spd))
             rest = rest[7:]
         elif not cse.isdigit() and not spd.isdigit():
             rest = rest[7:]
@@ -481,7 +488,7 @@ def _decode_compressed(body: str, timestamp: datetime | None, messaging: bool) -
         if t & 0x18 == 0x10:  # noqa: PLR2004 - NMEA source GGA: cs holds the altitude
             altitude = 1.002 ** (c * 91 + s) * _FEET
         elif c <= 89:  # noqa: PLR2004 - c = '{' is a radio range, not a course
-            course, speed = c * 4, 1.08**s - 1
+            course, speed = c * 4 or 360, 1.08**s - 1
     comment, comment_altitude = _take_altitude(body[13:])
     return Position(
         lat,
@@ -514,7 +521,7 @@ def _decode_mic_e(destination: str, body: bytes) -> Position:
         course -= 400
     symbol, table = chr(body[6]), chr(body[7])
     _check_symbol(table, symbol)
-    rest = body[8:].decode("utf-8", errors="replace")
+    rest = _text(body[8:])
     altitude = None
     match = _MIC_E_ALTITUDE.match(rest)
     if match is not None:
@@ -528,7 +535,7 @@ def _decode_mic_e(destination: str, body: bytes) -> Position:
         table,
         symbol,
         rest,
-        course=course if course <= 360 else None,  # noqa: PLR2004
+        course=course if 0 < course <= 360 else None,  # noqa: PLR2004 - 0: unknown
         speed=float(speed),
         altitude=altitude,
         format="mic-e",
@@ -597,7 +604,7 @@ def _decode_message(body: str) -> Message | Ack | Reject:
     addressee = body[:9].rstrip(" ")
     if not _ADDRESSEE.fullmatch(addressee):
         raise AprsError("bad-addressee", f"{body[:9]!r}")
-    text = body[10:].rstrip("\r\n")
+    text = body[10:]
     ack = _ACK.fullmatch(text.rstrip())
     if ack is not None:
         kind, number = ack.group(1), ack.group(2)
@@ -662,6 +669,14 @@ def _degrees(degrees: int, minutes: str, ambiguity: int, limit: int) -> float:
     return min(value, float(limit))
 
 
+def _text(data: bytes) -> str:
+    """Received bytes as text: bad UTF-8 and NUL (which PostgreSQL text cannot hold) replaced.
+
+    Some TNCs end the field with a line end; it is never part of the packet.
+    """
+    return data.decode("utf-8", errors="replace").replace("\x00", "\ufffd").rstrip("\r\n")
+
+
 def _take_altitude(comment: str) -> tuple[str, float | None]:
     match = _ALTITUDE.search(comment)
     if match is None:
@@ -676,8 +691,15 @@ def _uncompressed(position: Position) -> str:
     out = f"{lat}{position.symbol_table}{lon}{position.symbol}"
     if position.course is not None or position.speed is not None:
         speed = min(round(position.speed or 0.0), 999)
-        out += f"{position.course or 0:03d}/{speed:03d}"
+        out += f"{_air_course(position.course):03d}/{speed:03d}"
     return out
+
+
+def _air_course(course: int | None) -> int:
+    """Course as sent in CSE/SPD and Mic-E: 0 unknown, 1-360 (north is 360)."""
+    if course is None:
+        return 0
+    return course or 360
 
 
 def _dm(value: float, width: int, hemispheres: str, ambiguity: int) -> str:
@@ -749,9 +771,28 @@ def _check_position(position: Position, *, mic_e: bool = False) -> None:
         position.ambiguity and position.format == "compressed" and not mic_e
     ):
         raise AprsError("bad-ambiguity", f"ambiguity {position.ambiguity}")
-    comment = position.comment
-    if any(char in comment for char in "|~") or any(ord(char) < 0x20 for char in comment):  # noqa: PLR2004
-        raise AprsError("bad-text", "a comment may not hold |, ~ or control characters")
+    _check_text(position.comment, "|~", "a comment")
+
+
+def _check_text(text: str, reserved: str, what: str) -> None:
+    if any(char in reserved for char in text) or any(_is_control(char) for char in text):
+        raise AprsError(
+            "bad-text", f"{what} may not hold {', '.join(reserved)} or control characters"
+        )
+    if any(_char_size(char) == 0 for char in text):
+        raise AprsError("bad-text", f"{what} holds a character UTF-8 cannot carry")
+
+
+def _is_control(char: str) -> bool:
+    return ord(char) < 0x20 or char == "\x7f"  # noqa: PLR2004 - C0 controls and DEL
+
+
+def _char_size(char: str) -> int:
+    """UTF-8 bytes of one character; 0 for a lone surrogate, which UTF-8 cannot carry."""
+    try:
+        return len(char.encode())
+    except UnicodeEncodeError:
+        return 0
 
 
 def _check_symbol(table: str, symbol: str) -> None:
