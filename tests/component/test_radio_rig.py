@@ -743,3 +743,21 @@ async def test_under_the_supervisor_a_pty_ptt_backs_off_quietly(caplog: Any) -> 
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     mine = [r for r in caplog.records if r.name == "radio.transceiver"]
     assert all(r.levelno < logging.WARNING for r in mine)
+
+
+async def test_a_command_cancelled_mid_answer_never_shifts_the_next_answer(
+    rigsim: RigctldServer,
+) -> None:
+    client = RigctlClient("127.0.0.1", rigsim.port)
+    try:
+        await client.set_ptt(False)
+        # The rig takes its time over `f`; the caller gives up meanwhile.
+        rigsim.answer_delay = 0.5
+        reader_task = asyncio.create_task(client.get_frequency())
+        await eventually(lambda: "f" in rigsim.commands)
+        reader_task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader_task
+        assert await client.get_ptt() is False  # not the late frequency read as "keyed"
+    finally:
+        await client.close()
