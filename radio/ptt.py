@@ -151,6 +151,9 @@ class SerialPtt:
                 port.close()
 
     def _apply(self, port: serial.SerialBase, *, on: bool) -> None:
+        if self._serial is port and not port.is_open:
+            # In use but closed underneath: pyserial would store the level and report success.
+            raise serial.PortNotOpenError
         level = self.level(on)
         if self.spec.line == "RTS":
             port.rts = level

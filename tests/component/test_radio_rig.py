@@ -787,3 +787,31 @@ async def test_a_command_cancelled_mid_answer_never_shifts_the_next_answer(
         assert await client.get_ptt() is False  # not the late frequency read as "keyed"
     finally:
         await client.close()
+
+
+async def test_a_ptt_port_lost_mid_run_restarts_the_adapter() -> None:
+    bus = Bus()
+    transceiver = Transceiver(
+        GW,
+        ptt="serial:///dev/ttyUSB1?line=DTR",
+        rig=None,
+        plan=[],
+        default_channel=None,
+        tx_timeout=5.0,
+        poll_interval=0.05,
+    )
+    transceiver._serial_spec = SerialPttSpec("loop://", "DTR")
+    async with running(transceiver, bus) as task:
+        await eventually(lambda: transceiver._serial is not None and transceiver._running)
+        port = transceiver._serial
+        assert port is not None
+        assert port._serial is not None
+        port._serial.close()  # the USB adapter pulled out from under the hub
+        with pytest.raises(PttError, match="cannot key by DTR"):
+            async with transceiver.transmitting(0.1):
+                pass
+        with pytest.raises(AdapterNotReady, match="PTT port"):
+            await asyncio.wait_for(task, 10)
+    state = latest(bus)
+    assert state is not None
+    assert not state.ptt
