@@ -151,7 +151,7 @@ class SerialPtt:
                 port.close()
 
     def _apply(self, port: serial.SerialBase, *, on: bool) -> None:
-        if self._serial is port and not port.is_open:
+        if not port.is_open and port is self._serial:
             # In use but closed underneath: pyserial would store the level and report success.
             raise serial.PortNotOpenError
         level = self.level(on)
