@@ -125,7 +125,8 @@ class RigctldServer:
 
     ``frequency`` (Hz), ``mode``, ``passband`` (Hz), ``ptt`` and ``vfo`` are the rig's state;
     tests may read and set them. ``commands`` lists every command line received, in order.
-    ``on_command`` (optional) sees each line before it is answered.
+    ``on_command`` (optional) sees each line before it is answered; ``answer_delay`` (seconds)
+    plays a slow rig.
     """
 
     def __init__(
@@ -146,6 +147,7 @@ class RigctldServer:
         self.vfo = "VFOA"
         self.commands: list[str] = []
         self.on_command: Callable[[str], None] | None = None
+        self.answer_delay = 0.0
         self._server: asyncio.Server | None = None
         self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
@@ -273,6 +275,8 @@ class RigctldServer:
                 self.commands.append(line)
                 if self.on_command is not None:
                     self.on_command(line)
+                if self.answer_delay > 0:
+                    await asyncio.sleep(self.answer_delay)
                 reply = self.answer(line)
                 if reply is None:
                     writer.write(_rprt(RIG_OK).encode())

@@ -35,11 +35,12 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from ops.core.errors import AdapterNotReady
 from ops.core.events import DEVICE_REPORTED, DeviceReported, Figure
 from ops.core.supervisor import RestartPolicy
+from ops.core.warnonce import WarnOnce
 from radio.events import (
     KEY_TRANSMITTER,
     RADIO_FRAME,
@@ -67,6 +68,7 @@ SHUTDOWN_GRACE: Final = 4.0
 DEVICE_KIND: Final = "transceiver"
 
 PttKind = Literal["none", "rig", "serial"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +155,7 @@ class Transceiver:
         self._detail = ""
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_state: TransceiverChanged | None = None
+        self._warn_once = WarnOnce(_LOGGER)
         self.errors = 0
         self.tx_timeouts = 0
 
@@ -175,7 +178,8 @@ class Transceiver:
         if not self._running:
             raise PttError(errno.ENODEV, f"the transceiver of {self.gateway_id} is not running")
         if airtime > self.tx_timeout:
-            _LOGGER.warning(
+            self._warn_once(
+                "airtime",
                 "transceiver %s: %.1f s of airtime is longer than the %.1f s time-out",
                 self.gateway_id,
                 airtime,
@@ -250,17 +254,17 @@ class Transceiver:
                 await asyncio.shield(self._spawn(self._shutdown()))
         except TimeoutError:
             _LOGGER.warning("transceiver %s: unkeying on the way out timed out", self.gateway_id)
+        # The state, not a device report: a hub shutting down is no offline rig to alarm on.
         self._publish_state()
-        self._report()
 
     async def _shutdown(self) -> None:
         keying = self._keying
         if keying is not None:
             await self._end(keying, "shutdown")
-        elif self.ptt_kind != "none":
+        elif self.ptt_kind == "rig":
             with contextlib.suppress(PttError):
                 await self._set_ptt(on=False)
-        if self._serial is not None:
+        if self._serial is not None:  # closing unkeys the line
             serial_port, self._serial = self._serial, None
             await serial_port.close()
         if self._rig is not None:
@@ -293,6 +297,10 @@ class Transceiver:
         elif not self._rig_state.online:
             self._pending_channel = name
             self._detail = f"channel {name!r} waits for the rig"
+        elif self._air.locked():
+            # Never retune while transmitting: the next poll after the unkey does it.
+            self._pending_channel = name
+            self._detail = f"channel {name!r} waits for the transmitter to unkey"
         else:
             await self._tune(plan)
         self._publish_state()
@@ -472,19 +480,17 @@ class Transceiver:
         rig = self._rig
         assert rig is not None  # noqa: S101
         state = self._rig_state
+        rig_ptt: bool | None = None
         try:
             if self._unkey_owed and not self._air.locked() and self.ptt_kind == "rig":
-                await rig.set_ptt(False)
-                self._keyed = False
-                self._unkey_owed = False
+                await self._rig_call(self._unkey_rig(rig))
             frequency = await rig.get_frequency()
             mode, passband = await rig.get_mode()
-            rig_ptt = await rig.get_ptt() if self.ptt_kind == "rig" else None
+            if self.ptt_kind == "rig":
+                rig_ptt = await self._rig_call(rig.get_ptt())
         except RigError as exc:
-            self.errors += 1
             self._rig_up()
-            self._detail = f"rig: {exc}"
-            _LOGGER.debug("transceiver %s: %s", self.gateway_id, exc)
+            self._rig_refused(exc)
             return
         except (OSError, TimeoutError) as exc:
             self._rig_down(exc)
@@ -502,8 +508,27 @@ class Transceiver:
                 await self._unkey_quietly()
             else:
                 self._keyed = rig_ptt
-        if self._pending_channel is not None and self._pending_channel in self.plan:
-            await self._tune(self.plan[self._pending_channel])
+        pending = self._pending_channel
+        if pending is not None and pending in self.plan and not self._air.locked():
+            await self._tune(self.plan[pending])
+
+    async def _unkey_rig(self, rig: RigctlClient) -> None:
+        await rig.set_ptt(False)
+        self._keyed = False
+        self._unkey_owed = False
+
+    async def _rig_call(self, call: Coroutine[Any, Any, T]) -> T | None:
+        """A PTT command of the poll: refused (a rig without CAT PTT) is reported, not fatal."""
+        try:
+            return await call
+        except RigError as exc:
+            self._rig_refused(exc)
+            return None
+
+    def _rig_refused(self, exc: RigError) -> None:
+        self.errors += 1
+        self._detail = f"rig: {exc}"
+        self._warn_once(("rig", exc.command, exc.code), "transceiver %s: %s", self.gateway_id, exc)
 
     def _rig_up(self) -> None:
         state = self._rig_state

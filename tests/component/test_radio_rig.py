@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import shutil
 import socket
@@ -30,7 +31,8 @@ import pytest
 from ops.core.adapter import AdapterContext
 from ops.core.bus import Bus, Subscription
 from ops.core.errors import AdapterNotReady
-from ops.core.events import DEVICE_REPORTED, DeviceReported
+from ops.core.events import DEVICE_REPORTED, AdapterState, DeviceReported
+from ops.core.supervisor import RestartPolicy, Supervisor
 from radio.events import (
     KEY_TRANSMITTER,
     RADIO_FRAME,
@@ -89,6 +91,12 @@ async def can_connect(port: int) -> bool:
 @pytest.fixture
 async def rigctld() -> AsyncIterator[int]:
     """A real ``rigctld -m 1 -P RIG`` (hamlib's dummy rig, PTT by CAT) on a free port."""
+    async with hamlib_rigctld("-P", "RIG") as port:
+        yield port
+
+
+@contextlib.asynccontextmanager
+async def hamlib_rigctld(*options: str) -> AsyncIterator[int]:
     binary = require("rigctld")
     require("rigctl")
     port = free_port()
@@ -96,8 +104,7 @@ async def rigctld() -> AsyncIterator[int]:
         binary,
         "-m",
         "1",
-        "-P",
-        "RIG",
+        *options,
         "-T",
         "127.0.0.1",
         "-t",
@@ -324,6 +331,27 @@ async def test_unknown_channel_is_a_detail_not_a_crash(rigctld: int) -> None:
         await eventually(lambda: (s := latest(bus)) is not None and "nowhere" in s.detail)
         assert not task.done()
         assert await rigctl(rigctld, "f") == ["144390000"]
+
+
+async def test_a_rigctld_without_cat_ptt_is_reported_and_still_tuned(caplog: Any) -> None:
+    # Without -P RIG hamlib's dummy refuses T (RPRT -1) and t (RPRT -11).
+    async with hamlib_rigctld() as port:
+        bus = Bus()
+        transceiver = rig_transceiver(port, poll_interval=0.05)
+        async with running(transceiver, bus) as task:
+            await eventually(lambda: (s := latest(bus)) is not None and s.channel == "aprs")
+            assert await rigctl(port, "f") == ["144390000"]
+            with pytest.raises(PttError, match="RPRT -1"):
+                async with transceiver.transmitting(0.1):
+                    pass
+            await eventually(lambda: transceiver.errors >= 4)  # polls go on, refused each time
+            state = latest(bus)
+            assert state is not None
+            assert state.rig_online
+            assert "RPRT" in state.detail
+            assert not task.done()
+    refusals = [r for r in caplog.records if "RPRT -11" in r.getMessage()]
+    assert len(refusals) == 1  # warned once
 
 
 # -- an unreachable rig ---------------------------------------------------------------------
@@ -650,3 +678,140 @@ async def test_ptt_none_just_yields() -> None:
     async with transceiver.transmitting(5.0):
         entered = True
     assert entered
+
+
+# -- against the rigctld-protocol server: what a real rig seldom shows on cue -----------------
+
+
+def sim_transceiver(server: RigctldServer, **kwargs: Any) -> Transceiver:
+    return rig_transceiver(server.port, **kwargs)
+
+
+async def test_a_rig_keyed_by_nobody_is_unkeyed_by_the_poll(
+    rigsim: RigctldServer, caplog: Any
+) -> None:
+    bus = Bus()
+    async with running(sim_transceiver(rigsim, poll_interval=0.05), bus):
+        await eventually(lambda: (s := latest(bus)) is not None and s.channel == "aprs")
+        rigsim.ptt = True  # a stuck command, another program, a crash elsewhere
+        await eventually(lambda: "T 0" in rigsim.commands[-3:] and not rigsim.ptt)
+    assert any("transmits unasked" in r.getMessage() for r in caplog.records)
+
+
+async def test_cancelling_the_adapter_unkeys_a_manual_keying(rigsim: RigctldServer) -> None:
+    bus = Bus()
+    async with running(sim_transceiver(rigsim, tx_timeout=300.0), bus):
+        await eventually(lambda: (s := latest(bus)) is not None and s.rig_online)
+        bus.publish(
+            KEY_TRANSMITTER, KeyTransmitter(GW, on=True, requested_by="op"), source="t", key=GW
+        )
+        await eventually(lambda: rigsim.ptt)
+    assert not rigsim.ptt
+    state = latest(bus)
+    assert state is not None
+    assert not state.ptt
+
+
+async def test_a_channel_picked_while_transmitting_is_tuned_after_the_unkey(
+    rigsim: RigctldServer,
+) -> None:
+    bus = Bus()
+    transceiver = sim_transceiver(rigsim, poll_interval=0.05)
+    async with running(transceiver, bus):
+        await eventually(lambda: (s := latest(bus)) is not None and s.channel == "aprs")
+        async with transceiver.transmitting(0.1):
+            bus.publish(SELECT_CHANNEL, SelectChannel(GW, "local", "op"), source="t", key=GW)
+            await eventually(lambda: (s := latest(bus)) is not None and "unkey" in s.detail)
+            assert rigsim.frequency == 144_390_000
+        await eventually(lambda: (s := latest(bus)) is not None and s.channel == "local")
+        assert rigsim.frequency == 145_500_000
+        assert rigsim.commands.index("F 145500000") > rigsim.commands.index("T 0")
+
+
+async def test_a_dropped_rigctld_connection_is_reopened(rigsim: RigctldServer) -> None:
+    bus = Bus()
+    transceiver = sim_transceiver(rigsim, poll_interval=0.05)
+    async with running(transceiver, bus):
+        await eventually(lambda: (s := latest(bus)) is not None and s.rig_online)
+        await rigsim.drop_clients()
+        rigsim.frequency = 433_500_000  # turned by hand meanwhile: off the plan
+        await eventually(lambda: (s := latest(bus)) is not None and s.frequency == 433_500_000)
+        state = latest(bus)
+        assert state is not None
+        assert state.rig_online
+        assert state.channel is None
+        assert transceiver.errors == 0
+
+
+async def test_under_the_supervisor_a_pty_ptt_backs_off_quietly(caplog: Any) -> None:
+    controller, terminal = os.openpty()
+    bus = Bus()
+    supervisor = Supervisor(bus, RestartPolicy(initial=0.01, factor=1.0, cap=0.01))
+    transceiver = Transceiver(
+        GW,
+        ptt=f"serial://{os.ttyname(terminal)}",
+        rig=None,
+        plan=[],
+        default_channel=None,
+        tx_timeout=5.0,
+    )
+    try:
+        supervisor.start(transceiver)
+        await eventually(lambda: transceiver.errors >= 5)
+        assert supervisor.status[transceiver.name].state in {
+            AdapterState.BACKOFF,
+            AdapterState.STARTING,
+        }
+    finally:
+        await supervisor.stop_all()
+        os.close(controller)
+        os.close(terminal)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    mine = [r for r in caplog.records if r.name == "radio.transceiver"]
+    assert all(r.levelno < logging.WARNING for r in mine)
+
+
+async def test_a_command_cancelled_mid_answer_never_shifts_the_next_answer(
+    rigsim: RigctldServer,
+) -> None:
+    client = RigctlClient("127.0.0.1", rigsim.port)
+    try:
+        await client.set_ptt(False)
+        # The rig takes its time over `f`; the caller gives up meanwhile.
+        rigsim.answer_delay = 0.5
+        reader_task = asyncio.create_task(client.get_frequency())
+        await eventually(lambda: "f" in rigsim.commands)
+        reader_task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader_task
+        assert await client.get_ptt() is False  # not the late frequency read as "keyed"
+    finally:
+        await client.close()
+
+
+async def test_a_ptt_port_lost_mid_run_restarts_the_adapter() -> None:
+    bus = Bus()
+    transceiver = Transceiver(
+        GW,
+        ptt="serial:///dev/ttyUSB1?line=DTR",
+        rig=None,
+        plan=[],
+        default_channel=None,
+        tx_timeout=5.0,
+        poll_interval=0.05,
+    )
+    transceiver._serial_spec = SerialPttSpec("loop://", "DTR")
+    async with running(transceiver, bus) as task:
+        await eventually(lambda: transceiver._serial is not None and transceiver._running)
+        port = transceiver._serial
+        assert port is not None
+        assert port._serial is not None
+        port._serial.close()  # the USB adapter pulled out from under the hub
+        with pytest.raises(PttError, match="cannot key by DTR"):
+            async with transceiver.transmitting(0.1):
+                pass
+        with pytest.raises(AdapterNotReady, match="PTT port"):
+            await asyncio.wait_for(task, 10)
+    state = latest(bus)
+    assert state is not None
+    assert not state.ptt
