@@ -22,6 +22,7 @@ from bench.report import Figure, emit, parser
 from ops.core.adapter import AdapterContext
 from ops.core.bus import Bus
 from radio import aprs, ax25, kiss
+from radio.events import GATEWAY_CHANGED
 from radio.gateway import Gateway
 
 WRITE_CHUNK = 4096
@@ -86,10 +87,11 @@ async def through_gateway(data: bytes, frames: int) -> float:
             done.set()
 
     gateway.on_frame(count)
+    links = bus.subscribe(GATEWAY_CHANGED, name="bench")
     task = asyncio.create_task(gateway.run(AdapterContext(gateway.name, bus)))
     try:
-        while not gateway.up:
-            await asyncio.sleep(0.01)
+        while (await links.get()).payload.link != "up":
+            pass
         start = time.perf_counter()
         writing = asyncio.create_task(asyncio.to_thread(_write_all, master, data))
         await done.wait()
@@ -100,6 +102,7 @@ async def through_gateway(data: bytes, frames: int) -> float:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        links.close()
         os.close(master)
         os.close(slave)
 
