@@ -386,7 +386,12 @@ class Gateway:
             self._report()
 
     def figures(self) -> dict[str, Figure]:
-        """The health figures of the device registry."""
+        """The health figures of the device registry.
+
+        ``last_frame_age_s``, ``queue_depth`` and ``errors`` are the names the registry's
+        ``radio_gateway`` rules judge (a channel silent for 10 minutes, more than 20 frames
+        waiting); the others say the same in the radio panel's words, and more.
+        """
         age = (
             None
             if self._last_heard_mono is None
@@ -401,6 +406,9 @@ class Gateway:
             "transmit_dropped": self.dropped,
             "last_heard_age": age,
             "channel_busy": self.channel_busy,
+            "last_frame_age_s": age,
+            "queue_depth": len(self._queue),
+            "errors": self.decode_errors,
         }
 
     def _report(self) -> None:
