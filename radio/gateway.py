@@ -70,6 +70,8 @@ WRITE_GRACE: Final = 5.0
 #: Backoff between reconnects: the supervisor's, capped lower (a TNC is usually right there).
 RECONNECT: Final = RestartPolicy(initial=1.0, factor=2.0, cap=30.0, reset_after=60.0)
 DEFAULT_BAUD: Final = 9600
+#: Seconds before a frame whose keying failed is tried again (it stays first in the queue).
+KEY_RETRY: Final = 1.0
 
 
 class Keyer(Protocol):
@@ -78,6 +80,14 @@ class Keyer(Protocol):
     def transmitting(self, airtime: float) -> AbstractAsyncContextManager[None]:
         """Key for about ``airtime`` seconds; unkey when the block ends."""
         ...
+
+
+class _WriteFailedError(Exception):
+    """A write to the TNC failed inside the keyer's block: the link's failure, not the keyer's."""
+
+    def __init__(self, error: OSError | TimeoutError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class LinkLostError(ConnectionError):
@@ -135,6 +145,7 @@ class Gateway:
         self.frames_out = 0
         self.decode_errors = 0
         self.dropped = 0
+        self.key_errors = 0
         self.connects = 0
         self.link: Link = "down"
         self.detail = ""
@@ -309,18 +320,22 @@ class Gateway:
             if item.wanted is not None and not item.wanted():
                 self._queue.popleft()
                 continue
-            payload = ax25.encode(item.frame)
-            data = kiss.data_frame(payload, self.kiss_port)
-            seconds = airtime(len(payload))
-            self.channel_busy = True
             try:
-                if self.keyer is None:
-                    await self._write(writer, data, seconds)
-                else:
-                    async with self.keyer.transmitting(seconds):
-                        await self._write(writer, data, seconds)
-            finally:
-                self.channel_busy = False
+                payload = ax25.encode(item.frame)
+            except ValueError as exc:
+                self._queue.popleft()
+                self.dropped += 1
+                self._warn(
+                    ("unencodable", str(exc)),
+                    "gateway %s: frame not sent: %s",
+                    self.gateway_id,
+                    exc,
+                )
+                continue
+            data = kiss.data_frame(payload, self.kiss_port)
+            if not await self._transmit_one(writer, data, airtime(len(payload))):
+                await asyncio.sleep(KEY_RETRY)
+                continue
             # Written: only now does it leave the queue (at least once, see the module).
             if self._queue and self._queue[0] is item:
                 self._queue.popleft()
@@ -329,6 +344,43 @@ class Gateway:
                 self._publish_log(item.log)
             if item.on_sent is not None:
                 item.on_sent()
+
+    async def _transmit_one(
+        self, writer: asyncio.StreamWriter, data: bytes, seconds: float
+    ) -> bool:
+        """Write one frame, keyed if there is a keyer; False if it could not be keyed.
+
+        With a keyer the transmitter stays keyed for the frame's airtime after the write, while
+        the TNC plays it. A keyer that fails (its PTT port or rig gone) leaves the frame queued
+        and the link up; a write that fails ends the link.
+        """
+        self.channel_busy = True
+        written = False
+        try:
+            if self.keyer is None:
+                await self._write(writer, data, seconds)
+                return True
+            async with self.keyer.transmitting(seconds):
+                try:
+                    await self._write(writer, data, seconds)
+                except (OSError, TimeoutError) as exc:
+                    raise _WriteFailedError(exc) from exc
+                written = True
+                await asyncio.sleep(seconds)
+        except _WriteFailedError as failed:
+            raise failed.error from None
+        except OSError as exc:
+            self.key_errors += 1
+            self._warn(
+                ("keyer", type(exc).__name__),
+                "gateway %s: the transmitter could not be keyed: %s",
+                self.gateway_id,
+                exc,
+            )
+            return written
+        finally:
+            self.channel_busy = False
+        return True
 
     async def _write(self, writer: asyncio.StreamWriter, data: bytes, seconds: float) -> None:
         writer.write(data)
@@ -404,6 +456,7 @@ class Gateway:
             "decode_errors": self.decode_errors,
             "transmit_queue": len(self._queue),
             "transmit_dropped": self.dropped,
+            "key_errors": self.key_errors,
             "last_heard_age": age,
             "channel_busy": self.channel_busy,
             "last_frame_age_s": age,
