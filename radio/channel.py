@@ -71,8 +71,10 @@ MAX_PARTS: Final = 16
 #: Message numbers are base 36, at most 5 characters: 36**5 numbers, then they wrap.
 NUMBER_SPACE: Final = 36**5
 _DIGITS: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-#: How many messages heard are remembered to act on a duplicate only once.
+#: How many messages heard are remembered to act on a duplicate only once, and for how long
+#: (seconds): longer than a handheld keeps retrying one message.
 REMEMBERED_HEARD: Final = 10_000
+DUPLICATE_WINDOW: Final = 3600.0
 #: How many closed message numbers are remembered to recognise a late ack.
 REMEMBERED_CLOSED: Final = 10_000
 #: A bulletin goes once and again after each of these gaps (seconds): not acknowledged.
@@ -199,7 +201,7 @@ class RadioChannel:
         self._numbers: dict[str, tuple[int, int]] = {}
         self._closed: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._heard_on: dict[str, str] = {}
-        self._heard: collections.OrderedDict[tuple[str, str | None, str], str] = (
+        self._heard: collections.OrderedDict[tuple[str, str | None, str], float] = (
             collections.OrderedDict()
         )
         self._scheduled: list[_Scheduled] = []
@@ -549,17 +551,10 @@ class RadioChannel:
             return
         if message.number is not None:
             self._send_ack(gateway_id, source, message.number, unit_id)
-        key = (source, message.number, message.text)
-        if key in self._heard:
-            return  # a duplicate: acked again above, acted on once
-        message_id = f"aprs:{source}:" + (
-            message.number
-            if message.number is not None
-            else hashlib.sha256(message.text.encode()).hexdigest()[:12]
-        )
-        self._heard[key] = message_id
-        if len(self._heard) > REMEMBERED_HEARD:
-            self._heard.popitem(last=False)
+        if self._duplicate(source, message):
+            return  # acked again above, acted on once
+        digest = hashlib.sha256(message.text.encode()).hexdigest()[:8]
+        message_id = f"aprs:{source}:{message.number or ''}:{digest}"
         order_id = None if open_copy is None else open_copy.order_id
         status = status_of(message.text)
         event: ChannelEvent
@@ -568,6 +563,23 @@ class RadioChannel:
         else:
             event = UnitTextReceived(unit_id, CHANNEL, message.text, order_id, message_id)
         self._bus.publish(CHANNEL_EVENT, event, source=SOURCE, key=unit_id)
+
+    def _duplicate(self, source: str, message: aprs.Message) -> bool:
+        """True for a message heard within :data:`DUPLICATE_WINDOW` (same sender, number, text).
+
+        A window rather than forever: handhelds reuse their numbers (many restart at 1 when
+        switched on), and a unit may well say ``ON SCENE`` again tomorrow.
+        """
+        now = time.monotonic()
+        while self._heard and next(iter(self._heard.values())) < now - DUPLICATE_WINDOW:
+            self._heard.popitem(last=False)
+        key = (source, message.number, message.text)
+        if key in self._heard:
+            return True
+        self._heard[key] = now
+        if len(self._heard) > REMEMBERED_HEARD:
+            self._heard.popitem(last=False)
+        return False
 
     def _open_copy_of(self, unit_id: str) -> SendCopy | None:
         """The unit's newest copy still on the air, if any."""

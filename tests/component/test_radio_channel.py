@@ -5,6 +5,7 @@ duplicates, positions in every format, strangers ignored."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -263,9 +264,10 @@ async def test_a_duplicate_is_acked_again_and_acted_on_once() -> None:
             room.unit_says(info)
         await eventually(count(lambda: len(room.acks_to(CALL)), 4))
         assert [a.number for a in room.acks_to(CALL)] == ["7", "7", "8", "8"]
+        digest = hashlib.sha256(b"Road blocked at km 3").hexdigest()[:8]
         assert room.of(UnitStatusReported) == [UnitStatusReported(UNIT, "radio", "en_route")]
         assert room.of(UnitTextReceived) == [
-            UnitTextReceived(UNIT, "radio", "Road blocked at km 3", None, f"aprs:{CALL}:8")
+            UnitTextReceived(UNIT, "radio", "Road blocked at km 3", None, f"aprs:{CALL}:8:{digest}")
         ]
 
 
