@@ -385,6 +385,8 @@ def _decode(  # noqa: PLR0911 - one return per data type
         return _decode_mic_e(destination, info[1:])
     # Some TNCs end the field with a line end; it is never part of the packet.
     text = info.decode("utf-8", errors="replace").rstrip("\r\n")
+    if not text:
+        raise AprsError("empty", "only a line end")
     body = text[1:]
     if data_type in "!=/@":
         return _decode_position(data_type, body, now)
@@ -395,14 +397,18 @@ def _decode(  # noqa: PLR0911 - one return per data type
             return Status(body[7:], _parse_timestamp(body[:7], now))
         return Status(body)
     if data_type == "}":
-        if depth >= _MAX_THIRD_PARTY_DEPTH:
-            raise AprsError("bad-third-party", "third-party packets nested too deep")
-        try:
-            inner = from_tnc2(body)
-        except AX25Error as exc:
-            raise AprsError("bad-third-party", str(exc)) from None
-        return ThirdParty(inner, _decode(inner.info, inner.destination.call, now, depth + 1))
+        return _decode_third_party(body, now, depth)
     return Other(text[0], body)
+
+
+def _decode_third_party(body: str, now: datetime | None, depth: int) -> ThirdParty:
+    if depth >= _MAX_THIRD_PARTY_DEPTH:
+        raise AprsError("bad-third-party", "third-party packets nested too deep")
+    try:
+        inner = from_tnc2(body)
+    except AX25Error as exc:
+        raise AprsError("bad-third-party", str(exc)) from None
+    return ThirdParty(inner, _decode(inner.info, inner.destination.call, now, depth + 1))
 
 
 def _decode_position(data_type: str, body: str, now: datetime | None) -> Position:

@@ -222,6 +222,7 @@ def test_mic_e_longitude_ranges() -> None:
     ("info", "reason"),
     [
         (b"", "empty"),
+        (b"\r\n", "empty"),
         (b"!9103.50N/07201.75W-", "bad-position"),
         (b"!9000.01N/07201.75W-", "bad-position"),
         (b"!4960.00N/07201.75W-", "bad-position"),

@@ -1,8 +1,8 @@
 """Fuzzing the whole receive path (KISS stream → AX.25 → APRS) with a fixed seed.
 
 More than 100,000 inputs: random bytes, truncated and oversized frames, bad escapes, valid frames
-with bytes flipped, inserted or dropped, and valid AX.25 frames carrying mutated APRS fields.
-Nothing but the codec's own errors may escape, decoded positions are always on the globe, and
+with bytes flipped, inserted or dropped, and valid AX.25 frames carrying mutated, random or very
+short APRS fields. Nothing but the codec's own errors may escape, decoded positions are always on the globe, and
 the stream decoder always reads the next good frame after whatever came before it.
 """
 
@@ -78,7 +78,7 @@ def mutate_text(rng: random.Random, info: bytes) -> bytes:
             break
         index = rng.randrange(len(out))
         out[index] = rng.choice(
-            b"0123456789 ./:{}!@=`'>NSEWz*-\x7f\x1c" + bytes([rng.randrange(256)])
+            b"0123456789 ./:{}!@=`'>NSEWz*-\x7f\x1c\r\n" + bytes([rng.randrange(256)])
         )
     if rng.random() < 0.3:
         out = out[: rng.randrange(len(out) + 1)]
@@ -130,6 +130,11 @@ def inputs(rng: random.Random) -> Iterator[tuple[str, bytes]]:  # noqa: C901 - o
         info = bytes([data_type]) + body
         return kiss.data_frame(ax25.encode(ax25.Frame(frame.destination, frame.source, (), info)))
 
+    def short_info() -> bytes:
+        frame = rng.choice(frames)
+        info = rng.randbytes(rng.randrange(4))
+        return kiss.data_frame(ax25.encode(ax25.Frame(frame.destination, frame.source, (), info)))
+
     kinds: list[tuple[str, Callable[[], bytes]]] = [
         ("random", random_bytes),
         ("random-framed", random_framed),
@@ -139,6 +144,7 @@ def inputs(rng: random.Random) -> Iterator[tuple[str, bytes]]:  # noqa: C901 - o
         ("mutated-frame", mutated_frame),
         ("mutated-info", mutated_info),
         ("random-info", random_info),
+        ("short-info", short_info),
     ]
     for kind, make in kinds:
         for _ in range(PER_KIND if kind != "oversized" else PER_KIND // 10):
