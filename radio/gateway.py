@@ -36,7 +36,15 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from ops.core.errors import AdapterConfigError
-from ops.core.events import DEVICE_REPORTED, DeviceReported, Figure
+from ops.core.events import (
+    DEVICE_COMMAND_REPLIED,
+    DEVICE_COMMAND_REQUESTED,
+    DEVICE_REPORTED,
+    DeviceCommandReplied,
+    DeviceCommandRequested,
+    DeviceReported,
+    Figure,
+)
 from ops.core.supervisor import RestartPolicy
 from ops.core.warnonce import WarnOnce
 from radio import ax25, kiss
@@ -47,7 +55,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from ops.core.adapter import AdapterContext
-    from ops.core.bus import Bus
+    from ops.core.bus import Bus, Subscription
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -154,6 +162,7 @@ class Gateway:
         self._last_heard_mono: float | None = None
         self._queue: collections.deque[_Outgoing] = collections.deque()
         self._queued = asyncio.Event()
+        self._reconnect = asyncio.Event()
         self._callbacks: list[Callable[[str, ax25.Frame], None]] = []
         self._bus: Bus | None = None
         self._undecodable_at = -UNDECODABLE_EVERY
@@ -206,32 +215,77 @@ class Gateway:
     async def run(self, ctx: AdapterContext) -> None:
         """Keep the link open, reconnecting with backoff; runs until cancelled."""
         self._bus = ctx.bus
+        async with ctx.bus.subscribe(
+            DEVICE_COMMAND_REQUESTED, maxsize=100, name=f"{self.name}:commands", replay_state=False
+        ) as commands:
+            commanding = asyncio.create_task(self._commands(commands), name=f"{self.name}:cmd")
+            try:
+                await self._keep_linked(ctx)
+            finally:
+                commanding.cancel()
+                await asyncio.wait({commanding})
+                self.channel_busy = False
+                self._set_link("down", "stopped")
+
+    async def _keep_linked(self, ctx: AdapterContext) -> None:
         failures = 0
-        try:
-            while True:
-                self._set_link("connecting", self.url)
-                started = time.monotonic()
-                try:
-                    reader, writer = await self._open()
-                except (OSError, TimeoutError) as exc:
-                    reason = f"cannot open {self.url}: {_describe(exc)}"
-                else:
-                    self.connects += 1
-                    ctx.heartbeat()
-                    reason = await self._session(ctx, reader, writer)
-                if time.monotonic() - started >= self.backoff.reset_after:
-                    failures = 0
-                delay = self.backoff.delay(failures, random.random())  # noqa: S311 - jitter
-                failures += 1
-                if failures == 1:
-                    _LOGGER.warning("gateway %s down: %s", self.gateway_id, reason)
-                else:
-                    _LOGGER.debug("gateway %s down again: %s", self.gateway_id, reason)
-                self._set_link("down", f"{reason}; retry in {delay:.1f} s")
-                await asyncio.sleep(delay)
-        finally:
-            self.channel_busy = False
-            self._set_link("down", "stopped")
+        while True:
+            self._set_link("connecting", self.url)
+            self._reconnect.clear()
+            started = time.monotonic()
+            try:
+                reader, writer = await self._open()
+            except (OSError, TimeoutError) as exc:
+                reason = f"cannot open {self.url}: {_describe(exc)}"
+            else:
+                self.connects += 1
+                ctx.heartbeat()
+                reason = await self._session(ctx, reader, writer)
+            if time.monotonic() - started >= self.backoff.reset_after:
+                failures = 0
+            delay = self.backoff.delay(failures, random.random())  # noqa: S311 - jitter
+            failures += 1
+            if failures == 1:
+                _LOGGER.warning("gateway %s down: %s", self.gateway_id, reason)
+            else:
+                _LOGGER.debug("gateway %s down again: %s", self.gateway_id, reason)
+            self._set_link("down", f"{reason}; retry in {delay:.1f} s")
+            if self._reconnect.is_set():
+                failures = 0
+                continue  # asked for by an operator: at once
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._reconnect.wait()
+
+    async def _commands(self, commands: Subscription) -> None:
+        """The registry's commands for this gateway: ``ping`` (figures) and ``reconnect``."""
+        async for envelope in commands:
+            request: DeviceCommandRequested = envelope.payload
+            if request.device_id != self.device_id:
+                continue
+            if request.command == "reconnect":
+                self._reconnect.set()
+                reply = DeviceCommandReplied(request.request_id, self.device_id, ok=True)
+            elif request.command == "ping":
+                reply = DeviceCommandReplied(
+                    request.request_id, self.device_id, ok=self.up, result=self.figures()
+                )
+            else:
+                reply = DeviceCommandReplied(
+                    request.request_id,
+                    self.device_id,
+                    ok=False,
+                    error=f"a radio gateway takes ping and reconnect, not {request.command!r}",
+                )
+            ctx_bus = self._bus
+            if ctx_bus is not None:
+                ctx_bus.publish(
+                    DEVICE_COMMAND_REPLIED,
+                    reply,
+                    source=self.name,
+                    key=self.device_id,
+                    correlation_id=envelope.correlation_id,
+                )
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         async with asyncio.timeout(self.connect_timeout):
@@ -253,6 +307,7 @@ class Gateway:
             asyncio.create_task(self._receive(ctx, reader), name=f"{self.name}:rx"),
             asyncio.create_task(self._send(writer), name=f"{self.name}:tx"),
             asyncio.create_task(self._report_periodically(), name=f"{self.name}:report"),
+            asyncio.create_task(self._reconnect_requested(), name=f"{self.name}:reconnect"),
         }
         try:
             # Not a TaskGroup: on 3.11 a child's failure racing an outside cancel swallows
@@ -273,6 +328,10 @@ class Gateway:
             with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(1.0):
                     await writer.wait_closed()
+
+    async def _reconnect_requested(self) -> None:
+        await self._reconnect.wait()
+        raise LinkLostError("reconnect requested")
 
     async def _receive(self, ctx: AdapterContext, reader: asyncio.StreamReader) -> None:
         decoder = kiss.KissDecoder(max_frame=MAX_FRAME)

@@ -11,7 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ops.core.events import DEVICE_REPORTED, DeviceReported
+from ops.core.events import (
+    DEVICE_COMMAND_REPLIED,
+    DEVICE_COMMAND_REQUESTED,
+    DEVICE_REPORTED,
+    DeviceCommandRequested,
+    DeviceReported,
+)
 from radio import ax25, kiss
 from radio.events import GATEWAY_CHANGED, RADIO_FRAME, RadioFrameLogged
 from radio.gateway import Gateway, airtime
@@ -260,3 +266,32 @@ async def test_a_frame_that_cannot_be_keyed_waits_and_the_link_stays_up() -> Non
             assert gateway.key_errors == 1
             assert tnc.connections == 1
             await eventually(lambda: gateway.transmit_queue == 0)
+
+
+async def test_the_registry_can_ping_a_gateway_and_have_it_reconnect() -> None:
+    bus = await bus_on_loop()
+    async with tcp_tnc() as tnc:
+        gateway = Gateway("vhf", tnc.url, backoff=FAST_BACKOFF)
+        async with (
+            bus.subscribe(DEVICE_COMMAND_REPLIED, name="replies") as replies,
+            running(gateway, bus),
+        ):
+            await eventually(lambda: gateway.up and tnc.connections == 1)
+            for request_id, device_id, command in (
+                ("r1", "radio:other", "ping"),  # another gateway's: not answered here
+                ("r2", "radio:vhf", "ping"),
+                ("r3", "radio:vhf", "reconnect"),
+                ("r4", "radio:vhf", "reboot"),
+            ):
+                bus.publish(
+                    DEVICE_COMMAND_REQUESTED,
+                    DeviceCommandRequested(request_id, device_id, command),
+                    source="test",
+                )
+            await eventually(lambda: tnc.connections == 2 and gateway.up)
+            answers = {r.request_id: r for r in events_of(replies)}
+            assert sorted(answers) == ["r2", "r3", "r4"]
+            assert answers["r2"].ok
+            assert answers["r2"].result["link"] == "up"
+            assert answers["r3"].ok
+            assert not answers["r4"].ok
