@@ -348,3 +348,17 @@ def test_message_numbers_are_stable_and_short() -> None:
     assert message_number(7, 0) == message_number(7, 0)
     assert message_number(7, 0) != message_number(7, 1)
     assert all(len(message_number(c, p)) <= 5 for c in (0, 1, 10**9, 2**62) for p in range(16))
+
+
+async def test_a_copy_sent_again_keeps_its_numbers() -> None:
+    async with radio_room(retry=(30.0,)) as room:
+        copy = order(13, title="Short", message="")
+        number = message_number(13, 0)
+        send(room.bus, copy)
+        await eventually(lambda: room.to_unit(number))
+        send(room.bus, order(13, title="Short", message="", attempt=2))  # the lease ran out
+        await eventually(count(lambda: len(room.to_unit(number)), 2))
+        assert {m.number for m in room.to_unit()} == {number}
+        assert [t.attempt for t in room.of(CopyTaken)] == [1, 2]
+        room.unit_says(ack(number))
+        await room.wait(CopyAcknowledged)
