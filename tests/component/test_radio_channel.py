@@ -362,3 +362,35 @@ async def test_a_copy_sent_again_keeps_its_numbers() -> None:
         assert [t.attempt for t in room.of(CopyTaken)] == [1, 2]
         room.unit_says(ack(number))
         await room.wait(CopyAcknowledged)
+
+
+async def test_a_copy_goes_by_the_gateway_that_last_heard_the_unit() -> None:
+    bus = await bus_on_loop()
+    near, far = TcpTnc(), TcpTnc()
+    await near.start()
+    await far.start()
+    gateways = [
+        Gateway(name, tnc.url, backoff=FAST_BACKOFF) for name, tnc in (("a", far), ("b", near))
+    ]
+    channel = RadioChannel(
+        bus,
+        gateways,
+        Directory({CALL: UNIT}),
+        callsign="POSKO",
+        tocall="APZPSK",
+        path=[],
+        retry=[30.0],
+    )
+    try:
+        async with running(gateways[0], bus), running(gateways[1], bus), running(channel, bus):
+            await eventually(lambda: all(g.up for g in gateways) and near.connected.is_set())
+            await eventually(lambda: any(s.name == "channel-radio" for s in bus.subscriptions))
+            near.send(frame(CALL, aprs.encode_position(aprs.Position(LAT, LON))))
+            await eventually(lambda: gateways[1].frames_in == 1)
+            send(bus, order(14, title="Short", message=""))
+            [sent] = await near.wait_frames(1)
+            assert isinstance(aprs.decode(sent), aprs.Message)
+            assert far.frames == []
+    finally:
+        await near.stop()
+        await far.stop()
