@@ -196,4 +196,5 @@ async def _walk_the_panel(
     )
     await expect(thread.locator("li[data-number='2']")).to_have_attribute("data-state", "retried")
     await expect(thread.locator("li[data-number='2']")).to_contain_text("diulang")
+    await thread.scroll_into_view_if_needed()
     await keep_screenshot(page, "radio-panel", docs=True)

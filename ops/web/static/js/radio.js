@@ -311,12 +311,7 @@ class RadioPanel {
 
   draw() {
     keepingFocus(this.region, () =>
-      this.region.replaceChildren(
-        this.noticeLine(),
-        this.gatewayBlock(),
-        this.logBlock(),
-        this.threadBlock(),
-      ),
+      this.region.replaceChildren(...[this.noticeLine(), this.gatewayBlock(), this.logBlock(), this.threadBlock()].filter(Boolean)),
     );
   }
 
