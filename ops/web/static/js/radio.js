@@ -11,6 +11,8 @@ const MESSAGE_SHAPES = { sent: "◔", retried: "↻", acked: "●", rejected: "�
 const DIRECTION_SHAPES = { in: "←", out: "→" };
 const KINDS = ["position", "message", "ack", "reject", "bulletin", "status", "other", "undecodable", "ptt"];
 const PAGE = 50;
+const UNIT_KINDS = ["volunteer", "social_worker", "companion", "fire", "public_order", "medic", "logistics"];
+const BULLETIN_LIMIT = 67;
 const TUNERS = new Set(["operator", "supervisor", "technician"]);
 const TALKERS = new Set(["operator", "supervisor"]);
 
@@ -69,6 +71,21 @@ const STRINGS = {
     "radio.state.rejected": "ditolak",
     "radio.tries": "{n}× kirim",
     "radio.failed": "Gagal: {message}",
+    "radio.bulletin": "Buletin",
+    "radio.bulletin.group": "Untuk",
+    "radio.bulletin.code": "kode grup",
+    "radio.bulletin.text": "Teks (maks. 67)",
+    "radio.bulletin.gateway": "Lewat",
+    "radio.bulletin.every": "semua gateway",
+    "radio.bulletin.send": "Kirim buletin",
+    "radio.bulletin.sent": "Buletin ke {group} dikirim.",
+    "kind.volunteer": "relawan",
+    "kind.social_worker": "pekerja sosial",
+    "kind.companion": "pendamping",
+    "kind.fire": "pemadam",
+    "kind.public_order": "ketertiban umum",
+    "kind.medic": "medis",
+    "kind.logistics": "logistik",
   },
   en: {
     "radio.gateways": "Gateways",
@@ -124,6 +141,21 @@ const STRINGS = {
     "radio.state.rejected": "rejected",
     "radio.tries": "sent {n}×",
     "radio.failed": "Failed: {message}",
+    "radio.bulletin": "Bulletin",
+    "radio.bulletin.group": "To",
+    "radio.bulletin.code": "group code",
+    "radio.bulletin.text": "Text (max. 67)",
+    "radio.bulletin.gateway": "Via",
+    "radio.bulletin.every": "every gateway",
+    "radio.bulletin.send": "Send bulletin",
+    "radio.bulletin.sent": "Bulletin to {group} sent.",
+    "kind.volunteer": "volunteers",
+    "kind.social_worker": "social workers",
+    "kind.companion": "companions",
+    "kind.fire": "fire",
+    "kind.public_order": "public order",
+    "kind.medic": "medics",
+    "kind.logistics": "logistics",
   },
 };
 
@@ -157,6 +189,8 @@ class RadioPanel {
     this.notice = null;
     this.talking = null; // { gateway, until, timer, tick }
     this.talkButtons = new Map();
+    this.bulletinForm = null;
+    this.bulletinBlockNode = null;
     this.render = throttled(() => this.draw());
     for (const [code, strings] of Object.entries(STRINGS)) context.i18n.addStrings(code, strings);
   }
@@ -311,7 +345,7 @@ class RadioPanel {
 
   draw() {
     keepingFocus(this.region, () =>
-      this.region.replaceChildren(...[this.noticeLine(), this.gatewayBlock(), this.logBlock(), this.threadBlock()].filter(Boolean)),
+      this.region.replaceChildren(...[this.noticeLine(), this.gatewayBlock(), this.bulletinBlock(), this.logBlock(), this.threadBlock()].filter(Boolean)),
     );
   }
 
@@ -424,6 +458,59 @@ class RadioPanel {
 
   gatewayById(id) {
     return this.gateways.find((gateway) => gateway.id === id) ?? { id, tx_timeout: 0 };
+  }
+
+  bulletinBlock() {
+    if (!TALKERS.has(this.role) || !this.gateways.length) return null;
+    // Kept across redraws, so a live update neither closes it nor loses what is typed.
+    if (!this.bulletinBlockNode) {
+      this.bulletinForm = this.buildBulletinForm();
+      this.bulletinBlockNode = el("details", { className: "radio-bulletin" }, el("summary", {}, ""), this.bulletinForm);
+    }
+    this.bulletinBlockNode.querySelector("summary").textContent = this.t("radio.bulletin");
+    const via = this.bulletinForm.querySelector("#radio-bulletin-gateway");
+    const chosen = via.value;
+    via.replaceChildren(
+      el("option", { value: "" }, this.t("radio.bulletin.every")),
+      this.gateways.map((g) => el("option", { value: g.id, selected: g.id === chosen }, g.name)),
+    );
+    return this.bulletinBlockNode;
+  }
+
+  buildBulletinForm() {
+    const form = el("form", {});
+    const group = el(
+      "select",
+      { id: "radio-bulletin-group", name: "group" },
+      UNIT_KINDS.map((kind) => el("option", { value: kind }, this.t(`kind.${kind}`))),
+      el("option", { value: "" }, this.t("radio.bulletin.code")),
+    );
+    const code = el("input", { id: "radio-bulletin-code", name: "code", size: 6, maxLength: 5, autocomplete: "off", pattern: "[A-Za-z0-9]{1,5}", "aria-label": this.t("radio.bulletin.code") });
+    const text = el("input", { id: "radio-bulletin-text", name: "text", maxLength: BULLETIN_LIMIT, size: 30, required: true, autocomplete: "off" });
+    form.append(
+      el("label", {}, `${this.t("radio.bulletin.group")} `, group),
+      " ",
+      code,
+      el("label", {}, ` ${this.t("radio.bulletin.text")} `, text),
+      el("label", {}, ` ${this.t("radio.bulletin.gateway")} `, el("select", { id: "radio-bulletin-gateway", name: "gateway" })),
+      " ",
+      el("button", { type: "submit" }, this.t("radio.bulletin.send")),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = { group: group.value || code.value.trim(), text: text.value.trim() };
+      const via = form.querySelector("#radio-bulletin-gateway").value;
+      if (via) body.gateway = via;
+      try {
+        const sent = await this.ctx.api.api("POST", "/api/v1/radio/bulletins", body);
+        this.notice = ["ok", `✓ ${this.t("radio.bulletin.sent", { group: sent.group })}`];
+        text.value = "";
+      } catch (error) {
+        this.fail(error);
+      }
+      this.render();
+    });
+    return form;
   }
 
   logBlock() {
