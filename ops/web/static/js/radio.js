@@ -189,6 +189,8 @@ class RadioPanel {
     this.notice = null;
     this.talking = null; // { gateway, until, timer, tick }
     this.talkButtons = new Map();
+    this.pickers = new Map();
+    this.filterForm = null;
     this.bulletinForm = null;
     this.bulletinBlockNode = null;
     this.render = throttled(() => this.draw());
@@ -387,40 +389,56 @@ class RadioPanel {
             link.channel_busy ? el("span", { className: "radio-busy" }, ` · ▲ ${this.t("radio.busy")}`) : null,
           )
         : null,
-      el(
-        "p",
-        { className: "radio-rig" },
-        el("span", { className: "mark radio-ptt", dataset: { tone: onAir ? "bad" : "ok" } },
-          el("span", { "aria-hidden": "true" }, onAir ? "◉" : "○"), ` PTT ${this.t(onAir ? "radio.ptt.on" : "radio.ptt.off")}`),
-        rig
-          ? [
-              " · ",
-              this.t(rig.rig_online ? "radio.rig_online" : "radio.rig_offline"),
-              rig.channel ? ` · ${rig.channel}` : "",
-              rig.frequency ? ` · ${(rig.frequency / 1e6).toFixed(4)} MHz` : "",
-              rig.mode ? ` ${rig.mode}` : "",
-            ]
-          : null,
-      ),
+      this.rigLine(gateway, rig, onAir),
     );
     if (gateway.has_rig && gateway.channels.length && TUNERS.has(this.role)) row.append(this.channelPicker(gateway, rig));
     if (gateway.ptt !== "none" && TALKERS.has(this.role)) row.append(this.talkButton(gateway));
     return row;
   }
 
+  rigLine(gateway, rig, onAir) {
+    // PTT is shown where the room keys the set; the rig's state where the room tunes it.
+    const ptt =
+      gateway.ptt === "none"
+        ? null
+        : el("span", { className: "mark radio-ptt", dataset: { tone: onAir ? "bad" : "ok" } },
+            el("span", { "aria-hidden": "true" }, onAir ? "◉" : "○"), ` PTT ${this.t(onAir ? "radio.ptt.on" : "radio.ptt.off")}`);
+    const tuned =
+      gateway.has_rig && rig
+        ? [
+            ptt ? " · " : "",
+            el("span", { className: "radio-rig-state" },
+              el("span", { "aria-hidden": "true" }, rig.rig_online ? "● " : "✕ "), this.t(rig.rig_online ? "radio.rig_online" : "radio.rig_offline")),
+            rig.channel ? el("strong", { className: "radio-current" }, ` · ${rig.channel}`) : "",
+            rig.frequency ? ` · ${(rig.frequency / 1e6).toFixed(4)} MHz` : "",
+            rig.mode ? ` ${rig.mode}` : "",
+          ]
+        : null;
+    if (!ptt && !tuned) return null;
+    return el("p", { className: "radio-rig" }, ptt, tuned);
+  }
+
   channelPicker(gateway, rig) {
-    const id = `radio-channel-${gateway.id}`;
-    const select = el(
-      "select",
-      { id, name: id },
-      gateway.channels.map((plan) =>
-        el("option", { value: plan.name, selected: plan.name === (rig?.channel ?? gateway.default_channel) },
-          `${plan.name} (${(plan.frequency / 1e6).toFixed(4)} MHz ${plan.mode})`),
-      ),
-    );
-    const button = el("button", { type: "button", className: "radio-set-channel" }, this.t("radio.set_channel"));
-    button.addEventListener("click", () => this.setChannel(gateway, select.value));
-    return el("p", { className: "radio-channel" }, el("label", { htmlFor: id }, `${this.t("radio.channel")} `), select, " ", button);
+    // Kept across redraws: a live update must not undo a pick that is not sent yet.
+    let picker = this.pickers.get(gateway.id);
+    if (!picker) {
+      const id = `radio-channel-${gateway.id}`;
+      const select = el(
+        "select",
+        { id, name: id },
+        gateway.channels.map((plan) =>
+          el("option", { value: plan.name, selected: plan.name === (rig?.channel ?? gateway.default_channel) },
+            `${plan.name} (${(plan.frequency / 1e6).toFixed(4)} MHz ${plan.mode})`),
+        ),
+      );
+      const button = el("button", { type: "button", className: "radio-set-channel" }, "");
+      button.addEventListener("click", () => this.setChannel(gateway, select.value));
+      picker = el("p", { className: "radio-channel" }, el("label", { htmlFor: id }, ""), select, " ", button);
+      this.pickers.set(gateway.id, picker);
+    }
+    picker.querySelector("label").textContent = `${this.t("radio.channel")} `;
+    picker.querySelector("button").textContent = this.t("radio.set_channel");
+    return picker;
   }
 
   talkButton(gateway) {
@@ -472,7 +490,7 @@ class RadioPanel {
     const chosen = via.value;
     via.replaceChildren(
       el("option", { value: "" }, this.t("radio.bulletin.every")),
-      this.gateways.map((g) => el("option", { value: g.id, selected: g.id === chosen }, g.name)),
+      ...this.gateways.map((g) => el("option", { value: g.id, selected: g.id === chosen }, g.name)),
     );
     return this.bulletinBlockNode;
   }
@@ -514,29 +532,8 @@ class RadioPanel {
   }
 
   logBlock() {
-    const form = el("form", { className: "radio-filters" });
-    const field = (name, control) => el("label", {}, `${this.t(`radio.filter.${name}`)} `, control);
-    const choice = (name, values, label) =>
-      el(
-        "select",
-        { id: `radio-filter-${name}`, name },
-        el("option", { value: "" }, this.t("radio.filter.all")),
-        values.map((value) => el("option", { value, selected: this.filters[name] === value }, label(value))),
-      );
-    form.append(
-      field("gateway", choice("gateway", this.gateways.map((g) => g.id), (id) => id)),
-      field("callsign", el("input", { id: "radio-filter-callsign", name: "callsign", value: this.filters.callsign, size: 9, maxLength: 9, autocomplete: "off" })),
-      field("direction", choice("direction", ["in", "out"], (d) => this.t(`radio.direction.${d}`))),
-      field("kind", choice("kind", KINDS, (k) => this.t(`radio.kind.${k}`))),
-      el("button", { type: "submit" }, this.t("radio.filter.apply")),
-    );
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const data = new FormData(form);
-      this.filters = Object.fromEntries(Object.keys(this.filters).map((key) => [key, String(data.get(key) ?? "").trim()]));
-      await this.loadLog();
-      this.render();
-    });
+    if (!this.filterForm) this.filterForm = this.buildFilterForm();
+    this.updateFilterForm();
     const csv = el("a", { className: "radio-csv", href: `/api/v1/radio/log.csv?${this.query()}`, download: "radio-log.csv" }, `⇩ ${this.t("radio.csv")}`);
     const list = this.lines.length
       ? el("ol", { className: "rows radio-lines" }, this.lines.map((row) => this.lineRow(row)))
@@ -549,7 +546,53 @@ class RadioPanel {
         this.render();
       });
     }
-    return el("div", { className: "radio-log" }, el("h3", {}, this.t("radio.log")), form, el("p", {}, csv), list, more);
+    return el("div", { className: "radio-log" }, el("h3", {}, this.t("radio.log")), this.filterForm, el("p", {}, csv), list, more);
+  }
+
+  /** The filter form, built once: a live update must not undo a choice that is not applied. */
+  buildFilterForm() {
+    const form = el("form", { className: "radio-filters" });
+    const field = (name, control) => el("label", { dataset: { label: name } }, el("span", {}, ""), " ", control);
+    const choice = (name) => el("select", { id: `radio-filter-${name}`, name });
+    form.append(
+      field("gateway", choice("gateway")),
+      field("callsign", el("input", { id: "radio-filter-callsign", name: "callsign", value: this.filters.callsign, size: 9, maxLength: 9, autocomplete: "off" })),
+      field("direction", choice("direction")),
+      field("kind", choice("kind")),
+      el("button", { type: "submit" }, ""),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const data = new FormData(form);
+      this.filters = Object.fromEntries(Object.keys(this.filters).map((key) => [key, String(data.get(key) ?? "").trim()]));
+      await this.loadLog();
+      this.render();
+    });
+    return form;
+  }
+
+  updateFilterForm() {
+    const form = this.filterForm;
+    for (const label of form.querySelectorAll("label[data-label]")) {
+      label.firstChild.textContent = this.t(`radio.filter.${label.dataset.label}`);
+    }
+    form.querySelector("button[type=submit]").textContent = this.t("radio.filter.apply");
+    const options = {
+      gateway: this.gateways.map((g) => [g.id, g.id]),
+      direction: ["in", "out"].map((d) => [d, this.t(`radio.direction.${d}`)]),
+      kind: KINDS.map((k) => [k, this.t(`radio.kind.${k}`)]),
+    };
+    for (const [name, values] of Object.entries(options)) {
+      const select = form.querySelector(`#radio-filter-${name}`);
+      const signature = JSON.stringify([this.t("radio.filter.all"), values]);
+      if (select.dataset.signature === signature) continue; // untouched: an open list stays open
+      select.dataset.signature = signature;
+      const chosen = select.options.length ? select.value : this.filters[name];
+      select.replaceChildren(
+        el("option", { value: "" }, this.t("radio.filter.all")),
+        ...values.map(([value, label]) => el("option", { value, selected: value === chosen }, label)),
+      );
+    }
   }
 
   lineRow(row) {
