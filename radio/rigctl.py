@@ -167,6 +167,10 @@ class RigctlClient:
         except (ValueError, asyncio.LimitOverrunError) as exc:
             await self._drop()
             raise ConnectionError(f"rigctld answered nonsense: {exc}") from exc
+        except asyncio.CancelledError:
+            # The answer may still come, and would be read as the next command's.
+            self._abandon()
+            raise
 
     async def _answer(self, reader: asyncio.StreamReader, command: str, answers: int) -> list[str]:
         """Value lines until ``answers`` of them, or ``RPRT`` (:class:`RigError` unless 0)."""
@@ -204,6 +208,11 @@ class RigctlClient:
             raise TimeoutError(
                 f"rigctld {self.host}:{self.port} did not accept in {self.timeout} s"
             ) from None
+
+    def _abandon(self) -> None:
+        writer, self._reader, self._writer = self._writer, None, None
+        if writer is not None:
+            writer.close()
 
     async def _drop(self) -> None:
         writer, self._reader, self._writer = self._writer, None, None

@@ -125,7 +125,8 @@ class RigctldServer:
 
     ``frequency`` (Hz), ``mode``, ``passband`` (Hz), ``ptt`` and ``vfo`` are the rig's state;
     tests may read and set them. ``commands`` lists every command line received, in order.
-    ``on_command`` (optional) sees each line before it is answered.
+    ``on_command`` (optional) sees each line before it is answered; ``answer_delay`` (seconds)
+    plays a slow rig.
     """
 
     def __init__(
@@ -146,8 +147,9 @@ class RigctldServer:
         self.vfo = "VFOA"
         self.commands: list[str] = []
         self.on_command: Callable[[str], None] | None = None
+        self.answer_delay = 0.0
         self._server: asyncio.Server | None = None
-        self._clients: set[asyncio.Task[None]] = set()
+        self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     async def start(self) -> None:
         """Listen; ``.port`` is the bound port afterwards."""
@@ -161,10 +163,7 @@ class RigctldServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-        for task in list(self._clients):
-            task.cancel()
-        if self._clients:
-            await asyncio.wait(self._clients, timeout=5.0)
+        await self.drop_clients()
         if server is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5.0):
@@ -177,10 +176,11 @@ class RigctldServer:
 
     async def drop_clients(self) -> None:
         """Close every client connection (as a restarted daemon would), keep listening."""
-        for task in list(self._clients):
-            task.cancel()
+        # Closed, not cancelled: the stream server reports a cancelled client task as an error.
+        for writer in self._clients.values():
+            writer.close()
         if self._clients:
-            await asyncio.wait(self._clients, timeout=5.0)
+            await asyncio.wait(set(self._clients), timeout=5.0)
 
     def answer(self, line: str) -> str | None:
         """The answer to one command line (None: close the connection)."""
@@ -264,7 +264,7 @@ class RigctldServer:
     ) -> None:
         task = asyncio.current_task()
         assert task is not None  # noqa: S101 - a client handler always runs in a task
-        self._clients.add(task)
+        self._clients[task] = writer
         try:
             while True:
                 async with asyncio.timeout(IDLE_TIMEOUT):
@@ -275,6 +275,8 @@ class RigctldServer:
                 self.commands.append(line)
                 if self.on_command is not None:
                     self.on_command(line)
+                if self.answer_delay > 0:
+                    await asyncio.sleep(self.answer_delay)
                 reply = self.answer(line)
                 if reply is None:
                     writer.write(_rprt(RIG_OK).encode())
@@ -286,7 +288,7 @@ class RigctldServer:
         except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
             _LOGGER.debug("rigctld simulator: client ended: %r", exc)
         finally:
-            self._clients.discard(task)
+            self._clients.pop(task, None)
             writer.close()
             with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(1.0):

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from ops.core.errors import AdapterNotReady
 from ops.core.events import DEVICE_REPORTED, DeviceReported, Figure
 from ops.core.supervisor import RestartPolicy
+from ops.core.warnonce import WarnOnce
 from radio.events import (
     KEY_TRANSMITTER,
     RADIO_FRAME,
@@ -153,6 +154,7 @@ class Transceiver:
         self._detail = ""
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_state: TransceiverChanged | None = None
+        self._warn_once = WarnOnce(_LOGGER)
         self.errors = 0
         self.tx_timeouts = 0
 
@@ -175,7 +177,8 @@ class Transceiver:
         if not self._running:
             raise PttError(errno.ENODEV, f"the transceiver of {self.gateway_id} is not running")
         if airtime > self.tx_timeout:
-            _LOGGER.warning(
+            self._warn_once(
+                "airtime",
                 "transceiver %s: %.1f s of airtime is longer than the %.1f s time-out",
                 self.gateway_id,
                 airtime,
@@ -257,10 +260,10 @@ class Transceiver:
         keying = self._keying
         if keying is not None:
             await self._end(keying, "shutdown")
-        elif self.ptt_kind != "none":
+        elif self.ptt_kind == "rig":
             with contextlib.suppress(PttError):
                 await self._set_ptt(on=False)
-        if self._serial is not None:
+        if self._serial is not None:  # closing unkeys the line
             serial_port, self._serial = self._serial, None
             await serial_port.close()
         if self._rig is not None:
@@ -293,6 +296,10 @@ class Transceiver:
         elif not self._rig_state.online:
             self._pending_channel = name
             self._detail = f"channel {name!r} waits for the rig"
+        elif self._air.locked():
+            # Never retune while transmitting: the next poll after the unkey does it.
+            self._pending_channel = name
+            self._detail = f"channel {name!r} waits for the transmitter to unkey"
         else:
             await self._tune(plan)
         self._publish_state()
@@ -413,11 +420,19 @@ class Transceiver:
         """Move the PTT; on failure remember that an unkey is owed (the poll retries it)."""
         try:
             await self._move_ptt(on=on)
-        except PttError:
+        except PttError as exc:
             self.errors += 1
             if not on:
                 self._unkey_owed = True
-            _LOGGER.warning("transceiver %s: cannot %s", self.gateway_id, "key" if on else "unkey")
+            # An unreachable rig was warned about once already; each try is not news.
+            quiet = self.ptt_kind == "rig" and not self._rig_state.online
+            _LOGGER.log(
+                logging.DEBUG if quiet else logging.WARNING,
+                "transceiver %s: cannot %s: %s",
+                self.gateway_id,
+                "key" if on else "unkey",
+                exc.strerror or exc,
+            )
             raise
         self._keyed = on
         if not on:
@@ -494,8 +509,9 @@ class Transceiver:
                 await self._unkey_quietly()
             else:
                 self._keyed = rig_ptt
-        if self._pending_channel is not None and self._pending_channel in self.plan:
-            await self._tune(self.plan[self._pending_channel])
+        pending = self._pending_channel
+        if pending is not None and pending in self.plan and not self._air.locked():
+            await self._tune(self.plan[pending])
 
     def _rig_up(self) -> None:
         state = self._rig_state
