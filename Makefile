@@ -45,6 +45,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench.live --quick
 	$(BIN)/python -m bench.devices --quick
 	$(BIN)/python -m bench.dispatch --quick
+	$(BIN)/python -m bench.radio --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info

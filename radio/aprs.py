@@ -79,6 +79,9 @@ class AprsError(ValueError):
 class Position:
     r"""A position report. ``speed`` in knots, ``altitude`` in metres, ``course`` in degrees.
 
+    ``course`` is None when unknown, else 1-360 as decoded (360 is north, as on the air); 0 is
+    accepted for north when encoding.
+
     ``symbol_table`` is ``/``, ``\`` or an overlay character (A-Z, 0-9). ``ambiguity`` is the
     number of trailing digits left blank (0-4); the decoded position is then the box's centre.
     """
@@ -249,7 +252,7 @@ def encode_mic_e(position: Position, status: str = "En Route") -> tuple[Address,
         d_byte = lon_deg - 72
     m_byte = lon_min + 88 if lon_min < 10 else lon_min + 28  # noqa: PLR2004
     speed = round(position.speed or 0.0)
-    course = position.course or 0
+    course = _air_course(position.course)
     sp = speed // 10
     info = bytes(
         [
@@ -380,7 +383,10 @@ def _decode(  # noqa: PLR0911 - one return per data type
     data_type = chr(info[0])
     if data_type in "`'":
         return _decode_mic_e(destination, info[1:])
-    text = info.decode("utf-8", errors="replace")
+    # Some TNCs end the field with a line end; it is never part of the packet.
+    text = info.decode("utf-8", errors="replace").rstrip("\r\n")
+    if not text:
+        raise AprsError("empty", "only a line end")
     body = text[1:]
     if data_type in "!=/@":
         return _decode_position(data_type, body, now)
@@ -391,14 +397,18 @@ def _decode(  # noqa: PLR0911 - one return per data type
             return Status(body[7:], _parse_timestamp(body[:7], now))
         return Status(body)
     if data_type == "}":
-        if depth >= _MAX_THIRD_PARTY_DEPTH:
-            raise AprsError("bad-third-party", "third-party packets nested too deep")
-        try:
-            inner = from_tnc2(body)
-        except AX25Error as exc:
-            raise AprsError("bad-third-party", str(exc)) from None
-        return ThirdParty(inner, _decode(inner.info, inner.destination.call, now, depth + 1))
-    return Other(data_type, body)
+        return _decode_third_party(body, now, depth)
+    return Other(text[0], body)
+
+
+def _decode_third_party(body: str, now: datetime | None, depth: int) -> ThirdParty:
+    if depth >= _MAX_THIRD_PARTY_DEPTH:
+        raise AprsError("bad-third-party", "third-party packets nested too deep")
+    try:
+        inner = from_tnc2(body)
+    except AX25Error as exc:
+        raise AprsError("bad-third-party", str(exc)) from None
+    return ThirdParty(inner, _decode(inner.info, inner.destination.call, now, depth + 1))
 
 
 def _decode_position(data_type: str, body: str, now: datetime | None) -> Position:
@@ -438,7 +448,7 @@ def _decode_uncompressed(body: str, timestamp: datetime | None, messaging: bool)
     if extension is not None:
         cse, spd = extension.groups()
         if cse.isdigit() and int(cse) <= 360 and spd.isdigit():  # noqa: PLR2004
-            course, speed = int(cse), float(int(spd))
+            course, speed = int(cse) or None, float(int(spd))
             rest = rest[7:]
         elif not cse.isdigit() and not spd.isdigit():
             rest = rest[7:]
@@ -481,7 +491,7 @@ def _decode_compressed(body: str, timestamp: datetime | None, messaging: bool) -
         if t & 0x18 == 0x10:  # noqa: PLR2004 - NMEA source GGA: cs holds the altitude
             altitude = 1.002 ** (c * 91 + s) * _FEET
         elif c <= 89:  # noqa: PLR2004 - c = '{' is a radio range, not a course
-            course, speed = c * 4, 1.08**s - 1
+            course, speed = c * 4 or 360, 1.08**s - 1
     comment, comment_altitude = _take_altitude(body[13:])
     return Position(
         lat,
@@ -514,7 +524,7 @@ def _decode_mic_e(destination: str, body: bytes) -> Position:
         course -= 400
     symbol, table = chr(body[6]), chr(body[7])
     _check_symbol(table, symbol)
-    rest = body[8:].decode("utf-8", errors="replace")
+    rest = body[8:].decode("utf-8", errors="replace").rstrip("\r\n")
     altitude = None
     match = _MIC_E_ALTITUDE.match(rest)
     if match is not None:
@@ -528,7 +538,7 @@ def _decode_mic_e(destination: str, body: bytes) -> Position:
         table,
         symbol,
         rest,
-        course=course if course <= 360 else None,  # noqa: PLR2004
+        course=course if 0 < course <= 360 else None,  # noqa: PLR2004 - 0: unknown
         speed=float(speed),
         altitude=altitude,
         format="mic-e",
@@ -597,7 +607,7 @@ def _decode_message(body: str) -> Message | Ack | Reject:
     addressee = body[:9].rstrip(" ")
     if not _ADDRESSEE.fullmatch(addressee):
         raise AprsError("bad-addressee", f"{body[:9]!r}")
-    text = body[10:].rstrip("\r\n")
+    text = body[10:]
     ack = _ACK.fullmatch(text.rstrip())
     if ack is not None:
         kind, number = ack.group(1), ack.group(2)
@@ -676,8 +686,15 @@ def _uncompressed(position: Position) -> str:
     out = f"{lat}{position.symbol_table}{lon}{position.symbol}"
     if position.course is not None or position.speed is not None:
         speed = min(round(position.speed or 0.0), 999)
-        out += f"{position.course or 0:03d}/{speed:03d}"
+        out += f"{_air_course(position.course):03d}/{speed:03d}"
     return out
+
+
+def _air_course(course: int | None) -> int:
+    """Course as sent in CSE/SPD and Mic-E: 0 unknown, 1-360 (north is 360)."""
+    if course is None:
+        return 0
+    return course or 360
 
 
 def _dm(value: float, width: int, hemispheres: str, ambiguity: int) -> str:

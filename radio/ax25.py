@@ -118,6 +118,7 @@ def decode(data: bytes) -> Frame:
     Raises:
         AX25Error: see the class for the reasons.
     """
+    data = bytes(data)  # a bytearray's slices would not hash in the address cache
     if len(data) < _MIN_FRAME:
         raise AX25Error("short", f"{len(data)} bytes")
     addresses: list[Address] = []
@@ -185,10 +186,40 @@ def _address_bytes(address: Address, high_bit: int, *, last: bool) -> bytes:
 
 
 def _decode_address(chunk: bytes, *, digi: bool) -> Address:
-    if any(byte & 1 for byte in chunk[:6]):
+    key = (chunk, digi)
+    address = _ADDRESS_CACHE.get(key)
+    if address is not None:
+        return address
+    call = chunk[:6].translate(_UNSHIFT)
+    if _ODD in call:
         raise AX25Error("bad-address", "extension bit set inside a callsign")
-    call = bytes(byte >> 1 for byte in chunk[:6]).rstrip(b" ")
-    if not call or any(byte not in _CALL_BYTES for byte in call):
+    call = call.rstrip(b" ")
+    if not call or _INVALID in call or b" " in call:
         raise AX25Error("bad-callsign", f"callsign bytes {chunk[:6].hex()}")
     octet = chunk[6]
-    return Address(call.decode("ascii"), (octet >> 1) & 0x0F, digi and bool(octet & _H_BIT))
+    address = Address(call.decode("ascii"), (octet >> 1) & 0x0F, digi and bool(octet & _H_BIT))
+    if len(_ADDRESS_CACHE) >= _ADDRESS_CACHE_SIZE:
+        _ADDRESS_CACHE.clear()
+    _ADDRESS_CACHE[key] = address
+    return address
+
+
+def _unshift_table() -> bytes:
+    """Each byte of a shifted callsign to its character; odd bytes and others to markers."""
+    table = bytearray()
+    for byte in range(256):
+        if byte & 1:
+            table += _ODD
+        elif (byte >> 1) in _CALL_BYTES or byte >> 1 == ord(" "):
+            table.append(byte >> 1)
+        else:
+            table += _INVALID
+    return bytes(table)
+
+
+_ODD: Final = b"\x01"
+_INVALID: Final = b"\x00"
+_UNSHIFT: Final = _unshift_table()
+# The same few stations are heard over and over; decoded addresses are immutable.
+_ADDRESS_CACHE_SIZE: Final = 4096
+_ADDRESS_CACHE: dict[tuple[bytes, bool], Address] = {}

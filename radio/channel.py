@@ -71,8 +71,12 @@ MAX_PARTS: Final = 16
 #: Message numbers are base 36, at most 5 characters: 36**5 numbers, then they wrap.
 NUMBER_SPACE: Final = 36**5
 _DIGITS: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-#: How many messages heard are remembered to act on a duplicate only once.
+#: How many messages heard are remembered to act on a duplicate only once, and for how long
+#: (seconds): longer than a handheld keeps retrying one message.
 REMEMBERED_HEARD: Final = 10_000
+DUPLICATE_WINDOW: Final = 3600.0
+#: How many stations' last gateway is remembered (a busy APRS channel has thousands).
+REMEMBERED_STATIONS: Final = 10_000
 #: How many closed message numbers are remembered to recognise a late ack.
 REMEMBERED_CLOSED: Final = 10_000
 #: A bulletin goes once and again after each of these gaps (seconds): not acknowledged.
@@ -198,8 +202,8 @@ class RadioChannel:
         self._on_air: dict[int, _OnAir] = {}
         self._numbers: dict[str, tuple[int, int]] = {}
         self._closed: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._heard_on: dict[str, str] = {}
-        self._heard: collections.OrderedDict[tuple[str, str | None, str], str] = (
+        self._heard_on: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._heard: collections.OrderedDict[tuple[str, str | None, str], float] = (
             collections.OrderedDict()
         )
         self._scheduled: list[_Scheduled] = []
@@ -230,12 +234,21 @@ class RadioChannel:
         ):
             self._queue = queue
             ctx.heartbeat()
+            tasks = {
+                asyncio.create_task(self._take(queue), name=f"{SOURCE}:copies"),
+                asyncio.create_task(self._keep_on_air(), name=f"{SOURCE}:retries"),
+                asyncio.create_task(self._bulletins(bulletins), name=f"{SOURCE}:bulletins"),
+            }
             try:
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(self._take(queue), name=f"{SOURCE}:copies")
-                    group.create_task(self._keep_on_air(), name=f"{SOURCE}:retries")
-                    group.create_task(self._bulletins(bulletins), name=f"{SOURCE}:bulletins")
+                # Not a TaskGroup: on 3.11 a child's failure racing an outside cancel swallows
+                # the cancel. The loops only end by raising; the supervisor restarts the run.
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                error = next(iter(done)).exception()
+                raise error if error is not None else RuntimeError("a channel task ended")
             finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.wait(tasks)
                 self._queue = None
 
     async def _take(self, queue: CopyQueue) -> None:
@@ -265,7 +278,7 @@ class RadioChannel:
                     index,
                     number,
                     text,
-                    aprs.encode_message(aprs.Message(copy.address, text, number)),
+                    aprs.encode_message(aprs.Message(copy.address.upper(), text, number)),
                 )
                 for index, text in enumerate(split_order(copy))
                 for number in [message_number(copy.copy_id, index)]
@@ -305,13 +318,13 @@ class RadioChannel:
     def _send_part(self, on_air: _OnAir, part: _Part) -> None:
         copy = on_air.copy
         gateway = self._route(copy.address)
-        frame = self._frame(aprs.encode_message(aprs.Message(copy.address, part.text, part.number)))
+        frame = self._frame(part.info)
         log = RadioFrameLogged(
             at=datetime.now(UTC),
             gateway=gateway.gateway_id,
             direction="out",
             kind="message",
-            callsign=copy.address,
+            callsign=copy.address.upper(),
             text=part.text,
             tnc2=ax25.to_tnc2(frame),
             number=part.number,
@@ -447,6 +460,9 @@ class RadioChannel:
         """One AX.25 frame heard on a gateway (called by the gateway; never raises for input)."""
         source = str(frame.source).upper()
         self._heard_on[source] = gateway_id
+        self._heard_on.move_to_end(source)
+        if len(self._heard_on) > REMEMBERED_STATIONS:
+            self._heard_on.popitem(last=False)
         tnc2 = ax25.to_tnc2(frame)
         try:
             packet = aprs.decode(frame)
@@ -549,17 +565,10 @@ class RadioChannel:
             return
         if message.number is not None:
             self._send_ack(gateway_id, source, message.number, unit_id)
-        key = (source, message.number, message.text)
-        if key in self._heard:
-            return  # a duplicate: acked again above, acted on once
-        message_id = f"aprs:{source}:" + (
-            message.number
-            if message.number is not None
-            else hashlib.sha256(message.text.encode()).hexdigest()[:12]
-        )
-        self._heard[key] = message_id
-        if len(self._heard) > REMEMBERED_HEARD:
-            self._heard.popitem(last=False)
+        if self._duplicate(source, message):
+            return  # acked again above, acted on once
+        digest = hashlib.sha256(message.text.encode()).hexdigest()[:8]
+        message_id = f"aprs:{source}:{message.number or ''}:{digest}"
         order_id = None if open_copy is None else open_copy.order_id
         status = status_of(message.text)
         event: ChannelEvent
@@ -568,6 +577,23 @@ class RadioChannel:
         else:
             event = UnitTextReceived(unit_id, CHANNEL, message.text, order_id, message_id)
         self._bus.publish(CHANNEL_EVENT, event, source=SOURCE, key=unit_id)
+
+    def _duplicate(self, source: str, message: aprs.Message) -> bool:
+        """True for a message heard within :data:`DUPLICATE_WINDOW` (same sender, number, text).
+
+        A window rather than forever: handhelds reuse their numbers (many restart at 1 when
+        switched on), and a unit may well say ``ON SCENE`` again tomorrow.
+        """
+        now = time.monotonic()
+        while self._heard and next(iter(self._heard.values())) < now - DUPLICATE_WINDOW:
+            self._heard.popitem(last=False)
+        key = (source, message.number, message.text)
+        if key in self._heard:
+            return True
+        self._heard[key] = now
+        if len(self._heard) > REMEMBERED_HEARD:
+            self._heard.popitem(last=False)
+        return False
 
     def _open_copy_of(self, unit_id: str) -> SendCopy | None:
         """The unit's newest copy still on the air, if any."""

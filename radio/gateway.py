@@ -36,7 +36,15 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from ops.core.errors import AdapterConfigError
-from ops.core.events import DEVICE_REPORTED, DeviceReported, Figure
+from ops.core.events import (
+    DEVICE_COMMAND_REPLIED,
+    DEVICE_COMMAND_REQUESTED,
+    DEVICE_REPORTED,
+    DeviceCommandReplied,
+    DeviceCommandRequested,
+    DeviceReported,
+    Figure,
+)
 from ops.core.supervisor import RestartPolicy
 from ops.core.warnonce import WarnOnce
 from radio import ax25, kiss
@@ -47,7 +55,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from ops.core.adapter import AdapterContext
-    from ops.core.bus import Bus
+    from ops.core.bus import Bus, Subscription
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -70,6 +78,8 @@ WRITE_GRACE: Final = 5.0
 #: Backoff between reconnects: the supervisor's, capped lower (a TNC is usually right there).
 RECONNECT: Final = RestartPolicy(initial=1.0, factor=2.0, cap=30.0, reset_after=60.0)
 DEFAULT_BAUD: Final = 9600
+#: Seconds before a frame whose keying failed is tried again (it stays first in the queue).
+KEY_RETRY: Final = 1.0
 
 
 class Keyer(Protocol):
@@ -78,6 +88,14 @@ class Keyer(Protocol):
     def transmitting(self, airtime: float) -> AbstractAsyncContextManager[None]:
         """Key for about ``airtime`` seconds; unkey when the block ends."""
         ...
+
+
+class _WriteFailedError(Exception):
+    """A write to the TNC failed inside the keyer's block: the link's failure, not the keyer's."""
+
+    def __init__(self, error: OSError | TimeoutError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class LinkLostError(ConnectionError):
@@ -135,6 +153,7 @@ class Gateway:
         self.frames_out = 0
         self.decode_errors = 0
         self.dropped = 0
+        self.key_errors = 0
         self.connects = 0
         self.link: Link = "down"
         self.detail = ""
@@ -143,6 +162,7 @@ class Gateway:
         self._last_heard_mono: float | None = None
         self._queue: collections.deque[_Outgoing] = collections.deque()
         self._queued = asyncio.Event()
+        self._reconnect = asyncio.Event()
         self._callbacks: list[Callable[[str, ax25.Frame], None]] = []
         self._bus: Bus | None = None
         self._undecodable_at = -UNDECODABLE_EVERY
@@ -195,32 +215,77 @@ class Gateway:
     async def run(self, ctx: AdapterContext) -> None:
         """Keep the link open, reconnecting with backoff; runs until cancelled."""
         self._bus = ctx.bus
+        async with ctx.bus.subscribe(
+            DEVICE_COMMAND_REQUESTED, maxsize=100, name=f"{self.name}:commands", replay_state=False
+        ) as commands:
+            commanding = asyncio.create_task(self._commands(commands), name=f"{self.name}:cmd")
+            try:
+                await self._keep_linked(ctx)
+            finally:
+                commanding.cancel()
+                await asyncio.wait({commanding})
+                self.channel_busy = False
+                self._set_link("down", "stopped")
+
+    async def _keep_linked(self, ctx: AdapterContext) -> None:
         failures = 0
-        try:
-            while True:
-                self._set_link("connecting", self.url)
-                started = time.monotonic()
-                try:
-                    reader, writer = await self._open()
-                except (OSError, TimeoutError) as exc:
-                    reason = f"cannot open {self.url}: {_describe(exc)}"
-                else:
-                    self.connects += 1
-                    ctx.heartbeat()
-                    reason = await self._session(ctx, reader, writer)
-                if time.monotonic() - started >= self.backoff.reset_after:
-                    failures = 0
-                delay = self.backoff.delay(failures, random.random())  # noqa: S311 - jitter
-                failures += 1
-                if failures == 1:
-                    _LOGGER.warning("gateway %s down: %s", self.gateway_id, reason)
-                else:
-                    _LOGGER.debug("gateway %s down again: %s", self.gateway_id, reason)
-                self._set_link("down", f"{reason}; retry in {delay:.1f} s")
-                await asyncio.sleep(delay)
-        finally:
-            self.channel_busy = False
-            self._set_link("down", "stopped")
+        while True:
+            self._set_link("connecting", self.url)
+            self._reconnect.clear()
+            started = time.monotonic()
+            try:
+                reader, writer = await self._open()
+            except (OSError, TimeoutError) as exc:
+                reason = f"cannot open {self.url}: {_describe(exc)}"
+            else:
+                self.connects += 1
+                ctx.heartbeat()
+                reason = await self._session(ctx, reader, writer)
+            if time.monotonic() - started >= self.backoff.reset_after:
+                failures = 0
+            delay = self.backoff.delay(failures, random.random())  # noqa: S311 - jitter
+            failures += 1
+            if failures == 1:
+                _LOGGER.warning("gateway %s down: %s", self.gateway_id, reason)
+            else:
+                _LOGGER.debug("gateway %s down again: %s", self.gateway_id, reason)
+            self._set_link("down", f"{reason}; retry in {delay:.1f} s")
+            if self._reconnect.is_set():
+                failures = 0
+                continue  # asked for by an operator: at once
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await self._reconnect.wait()
+
+    async def _commands(self, commands: Subscription) -> None:
+        """The registry's commands for this gateway: ``ping`` (figures) and ``reconnect``."""
+        async for envelope in commands:
+            request: DeviceCommandRequested = envelope.payload
+            if request.device_id != self.device_id:
+                continue
+            if request.command == "reconnect":
+                self._reconnect.set()
+                reply = DeviceCommandReplied(request.request_id, self.device_id, ok=True)
+            elif request.command == "ping":
+                reply = DeviceCommandReplied(
+                    request.request_id, self.device_id, ok=self.up, result=self.figures()
+                )
+            else:
+                reply = DeviceCommandReplied(
+                    request.request_id,
+                    self.device_id,
+                    ok=False,
+                    error=f"a radio gateway takes ping and reconnect, not {request.command!r}",
+                )
+            ctx_bus = self._bus
+            if ctx_bus is not None:
+                ctx_bus.publish(
+                    DEVICE_COMMAND_REPLIED,
+                    reply,
+                    source=self.name,
+                    key=self.device_id,
+                    correlation_id=envelope.correlation_id,
+                )
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         async with asyncio.timeout(self.connect_timeout):
@@ -242,6 +307,7 @@ class Gateway:
             asyncio.create_task(self._receive(ctx, reader), name=f"{self.name}:rx"),
             asyncio.create_task(self._send(writer), name=f"{self.name}:tx"),
             asyncio.create_task(self._report_periodically(), name=f"{self.name}:report"),
+            asyncio.create_task(self._reconnect_requested(), name=f"{self.name}:reconnect"),
         }
         try:
             # Not a TaskGroup: on 3.11 a child's failure racing an outside cancel swallows
@@ -262,6 +328,10 @@ class Gateway:
             with contextlib.suppress(OSError, TimeoutError):
                 async with asyncio.timeout(1.0):
                     await writer.wait_closed()
+
+    async def _reconnect_requested(self) -> None:
+        await self._reconnect.wait()
+        raise LinkLostError("reconnect requested")
 
     async def _receive(self, ctx: AdapterContext, reader: asyncio.StreamReader) -> None:
         decoder = kiss.KissDecoder(max_frame=MAX_FRAME)
@@ -309,18 +379,22 @@ class Gateway:
             if item.wanted is not None and not item.wanted():
                 self._queue.popleft()
                 continue
-            payload = ax25.encode(item.frame)
-            data = kiss.data_frame(payload, self.kiss_port)
-            seconds = airtime(len(payload))
-            self.channel_busy = True
             try:
-                if self.keyer is None:
-                    await self._write(writer, data, seconds)
-                else:
-                    async with self.keyer.transmitting(seconds):
-                        await self._write(writer, data, seconds)
-            finally:
-                self.channel_busy = False
+                payload = ax25.encode(item.frame)
+            except ValueError as exc:
+                self._queue.popleft()
+                self.dropped += 1
+                self._warn(
+                    ("unencodable", str(exc)),
+                    "gateway %s: frame not sent: %s",
+                    self.gateway_id,
+                    exc,
+                )
+                continue
+            data = kiss.data_frame(payload, self.kiss_port)
+            if not await self._transmit_one(writer, data, airtime(len(payload))):
+                await asyncio.sleep(KEY_RETRY)
+                continue
             # Written: only now does it leave the queue (at least once, see the module).
             if self._queue and self._queue[0] is item:
                 self._queue.popleft()
@@ -329,6 +403,43 @@ class Gateway:
                 self._publish_log(item.log)
             if item.on_sent is not None:
                 item.on_sent()
+
+    async def _transmit_one(
+        self, writer: asyncio.StreamWriter, data: bytes, seconds: float
+    ) -> bool:
+        """Write one frame, keyed if there is a keyer; False if it could not be keyed.
+
+        With a keyer the transmitter stays keyed for the frame's airtime after the write, while
+        the TNC plays it. A keyer that fails (its PTT port or rig gone) leaves the frame queued
+        and the link up; a write that fails ends the link.
+        """
+        self.channel_busy = True
+        written = False
+        try:
+            if self.keyer is None:
+                await self._write(writer, data, seconds)
+                return True
+            async with self.keyer.transmitting(seconds):
+                try:
+                    await self._write(writer, data, seconds)
+                except (OSError, TimeoutError) as exc:
+                    raise _WriteFailedError(exc) from exc
+                written = True
+                await asyncio.sleep(seconds)
+        except _WriteFailedError as failed:
+            raise failed.error from None
+        except OSError as exc:
+            self.key_errors += 1
+            self._warn(
+                ("keyer", type(exc).__name__),
+                "gateway %s: the transmitter could not be keyed: %s",
+                self.gateway_id,
+                exc,
+            )
+            return written
+        finally:
+            self.channel_busy = False
+        return True
 
     async def _write(self, writer: asyncio.StreamWriter, data: bytes, seconds: float) -> None:
         writer.write(data)
@@ -386,7 +497,12 @@ class Gateway:
             self._report()
 
     def figures(self) -> dict[str, Figure]:
-        """The health figures of the device registry."""
+        """The health figures of the device registry.
+
+        ``last_frame_age_s``, ``queue_depth`` and ``errors`` are the names the registry's
+        ``radio_gateway`` rules judge (a channel silent for 10 minutes, more than 20 frames
+        waiting); the others say the same in the radio panel's words, and more.
+        """
         age = (
             None
             if self._last_heard_mono is None
@@ -399,8 +515,12 @@ class Gateway:
             "decode_errors": self.decode_errors,
             "transmit_queue": len(self._queue),
             "transmit_dropped": self.dropped,
+            "key_errors": self.key_errors,
             "last_heard_age": age,
             "channel_busy": self.channel_busy,
+            "last_frame_age_s": age,
+            "queue_depth": len(self._queue),
+            "errors": self.decode_errors,
         }
 
     def _report(self) -> None:

@@ -106,7 +106,8 @@ def encode(frame: KissFrame) -> bytes:
         type_byte = _RETURN_TYPE
     else:
         type_byte = (frame.port << 4) | int(frame.command)
-    return b"%c%c%b%c" % (FEND, type_byte, escape(frame.data), FEND)
+    # The type byte is escaped too: port 12's data frames start with 0xC0.
+    return _FEND_BYTES + escape(bytes([type_byte]) + frame.data) + _FEND_BYTES
 
 
 def data_frame(payload: bytes, port: int = 0) -> bytes:

@@ -5,6 +5,7 @@ duplicates, positions in every format, strangers ignored."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -263,9 +264,10 @@ async def test_a_duplicate_is_acked_again_and_acted_on_once() -> None:
             room.unit_says(info)
         await eventually(count(lambda: len(room.acks_to(CALL)), 4))
         assert [a.number for a in room.acks_to(CALL)] == ["7", "7", "8", "8"]
+        digest = hashlib.sha256(b"Road blocked at km 3").hexdigest()[:8]
         assert room.of(UnitStatusReported) == [UnitStatusReported(UNIT, "radio", "en_route")]
         assert room.of(UnitTextReceived) == [
-            UnitTextReceived(UNIT, "radio", "Road blocked at km 3", None, f"aprs:{CALL}:8")
+            UnitTextReceived(UNIT, "radio", "Road blocked at km 3", None, f"aprs:{CALL}:8:{digest}")
         ]
 
 
@@ -346,3 +348,49 @@ def test_message_numbers_are_stable_and_short() -> None:
     assert message_number(7, 0) == message_number(7, 0)
     assert message_number(7, 0) != message_number(7, 1)
     assert all(len(message_number(c, p)) <= 5 for c in (0, 1, 10**9, 2**62) for p in range(16))
+
+
+async def test_a_copy_sent_again_keeps_its_numbers() -> None:
+    async with radio_room(retry=(30.0,)) as room:
+        copy = order(13, title="Short", message="")
+        number = message_number(13, 0)
+        send(room.bus, copy)
+        await eventually(lambda: room.to_unit(number))
+        send(room.bus, order(13, title="Short", message="", attempt=2))  # the lease ran out
+        await eventually(count(lambda: len(room.to_unit(number)), 2))
+        assert {m.number for m in room.to_unit()} == {number}
+        assert [t.attempt for t in room.of(CopyTaken)] == [1, 2]
+        room.unit_says(ack(number))
+        await room.wait(CopyAcknowledged)
+
+
+async def test_a_copy_goes_by_the_gateway_that_last_heard_the_unit() -> None:
+    bus = await bus_on_loop()
+    near, far = TcpTnc(), TcpTnc()
+    await near.start()
+    await far.start()
+    gateways = [
+        Gateway(name, tnc.url, backoff=FAST_BACKOFF) for name, tnc in (("a", far), ("b", near))
+    ]
+    channel = RadioChannel(
+        bus,
+        gateways,
+        Directory({CALL: UNIT}),
+        callsign="POSKO",
+        tocall="APZPSK",
+        path=[],
+        retry=[30.0],
+    )
+    try:
+        async with running(gateways[0], bus), running(gateways[1], bus), running(channel, bus):
+            await eventually(lambda: all(g.up for g in gateways) and near.connected.is_set())
+            await eventually(lambda: any(s.name == "channel-radio" for s in bus.subscriptions))
+            near.send(frame(CALL, aprs.encode_position(aprs.Position(LAT, LON))))
+            await eventually(lambda: gateways[1].frames_in == 1)
+            send(bus, order(14, title="Short", message=""))
+            [sent] = await near.wait_frames(1)
+            assert isinstance(aprs.decode(sent), aprs.Message)
+            assert far.frames == []
+    finally:
+        await near.stop()
+        await far.stop()

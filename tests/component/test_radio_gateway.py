@@ -5,12 +5,19 @@ and online, the transmit queue kept, nothing sent twice), bad input counted and 
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ops.core.events import DEVICE_REPORTED, DeviceReported
+from ops.core.events import (
+    DEVICE_COMMAND_REPLIED,
+    DEVICE_COMMAND_REQUESTED,
+    DEVICE_REPORTED,
+    DeviceCommandRequested,
+    DeviceReported,
+)
 from radio import ax25, kiss
 from radio.events import GATEWAY_CHANGED, RADIO_FRAME, RadioFrameLogged
 from radio.gateway import Gateway, airtime
@@ -214,12 +221,16 @@ async def test_a_quiet_tnc_is_reconnected() -> None:
 class RecordingKeyer:
     """A transmitter that only notes how long it was asked to key (no rig needed for that)."""
 
-    def __init__(self) -> None:
+    def __init__(self, failures: int = 0) -> None:
         self.keyed: list[float] = []
         self.on = False
+        self.failures = failures
 
     @contextlib.asynccontextmanager
     async def transmitting(self, seconds: float) -> AsyncIterator[None]:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.ENODEV, "the PTT port is gone")
         self.keyed.append(seconds)
         self.on = True
         try:
@@ -239,4 +250,48 @@ async def test_each_write_is_keyed_for_its_airtime() -> None:
             await tnc.wait_frames(1)
             assert keyer.keyed == [airtime(len(ax25.encode(out)))]
             assert 0.8 < keyer.keyed[0] < 1.2  # about 90 bytes at 1200 baud
-            assert not keyer.on
+            # Keyed on for the frame's airtime after the write (while the TNC plays it), then off.
+            await eventually(lambda: not keyer.on and gateway.frames_out == 1)
+
+
+async def test_a_frame_that_cannot_be_keyed_waits_and_the_link_stays_up() -> None:
+    bus = await bus_on_loop()
+    keyer = RecordingKeyer(failures=1)
+    async with tcp_tnc() as tnc:
+        gateway = Gateway("vhf", tnc.url, backoff=FAST_BACKOFF, keyer=keyer)
+        async with running(gateway, bus):
+            out = frame("POSKO", b">keyed at last", destination="APZPSK")
+            gateway.transmit(out)
+            assert await tnc.wait_frames(1) == [out]
+            assert gateway.key_errors == 1
+            assert tnc.connections == 1
+            await eventually(lambda: gateway.transmit_queue == 0)
+
+
+async def test_the_registry_can_ping_a_gateway_and_have_it_reconnect() -> None:
+    bus = await bus_on_loop()
+    async with tcp_tnc() as tnc:
+        gateway = Gateway("vhf", tnc.url, backoff=FAST_BACKOFF)
+        async with (
+            bus.subscribe(DEVICE_COMMAND_REPLIED, name="replies") as replies,
+            running(gateway, bus),
+        ):
+            await eventually(lambda: gateway.up and tnc.connections == 1)
+            for request_id, device_id, command in (
+                ("r1", "radio:other", "ping"),  # another gateway's: not answered here
+                ("r2", "radio:vhf", "ping"),
+                ("r3", "radio:vhf", "reconnect"),
+                ("r4", "radio:vhf", "reboot"),
+            ):
+                bus.publish(
+                    DEVICE_COMMAND_REQUESTED,
+                    DeviceCommandRequested(request_id, device_id, command),
+                    source="test",
+                )
+            await eventually(lambda: tnc.connections == 2 and gateway.up)
+            answers = {r.request_id: r for r in events_of(replies)}
+            assert sorted(answers) == ["r2", "r3", "r4"]
+            assert answers["r2"].ok
+            assert answers["r2"].result["link"] == "up"
+            assert answers["r3"].ok
+            assert not answers["r4"].ok
