@@ -284,8 +284,7 @@ def encode_message(message: Message) -> bytes:
     """
     _check_addressee(message.addressee)
     text = message.text
-    if any(char in text for char in "{|~") or any(ord(char) < 0x20 for char in text):  # noqa: PLR2004
-        raise AprsError("bad-text", "message text may not hold {, |, ~ or control characters")
+    _check_text(text, "{|~", "message text")
     if len(text.encode()) > MESSAGE_LIMIT:
         raise AprsError("too-long", f"{len(text.encode())} bytes, at most {MESSAGE_LIMIT}")
     if message.number is None and _ACK.fullmatch(text.rstrip()):
@@ -331,8 +330,7 @@ def encode_status(text: str) -> bytes:
     Raises:
         AprsError: ``bad-text`` for ``|``, ``~`` or a control character.
     """
-    if any(char in text for char in "|~") or any(ord(char) < 0x20 for char in text):  # noqa: PLR2004
-        raise AprsError("bad-text", "status text may not hold |, ~ or control characters")
+    _check_text(text, "|~", "status text")
     return f">{text}".encode()
 
 
@@ -342,14 +340,14 @@ def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
     Cuts at spaces where it can; a word longer than a part is cut inside. ``{``, ``|`` and
     ``~`` (which APRS reserves) become ``(``, ``/`` and ``-``; control characters and runs of
     white space become one space. Non-ASCII characters are kept (as UTF-8) where they fit; one
-    that could never fit (``limit`` below its byte count) becomes ``?``. An empty or blank
-    text gives no parts.
+    that could never fit (``limit`` below its byte count) or that UTF-8 cannot carry (a lone
+    surrogate) becomes ``?``. An empty or blank text gives no parts.
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    clean = "".join(" " if ord(char) < 0x20 or char == "\x7f" else char for char in text)  # noqa: PLR2004
+    clean = "".join(" " if _is_control(char) else char for char in text)
     words = [
-        "".join(char if len(char.encode()) <= limit else "?" for char in word)
+        "".join(char if 0 < _char_size(char) <= limit else "?" for char in word)
         for word in clean.translate(_FORBIDDEN_IN_TEXT).split()
     ]
     parts: list[str] = []
@@ -766,9 +764,28 @@ def _check_position(position: Position, *, mic_e: bool = False) -> None:
         position.ambiguity and position.format == "compressed" and not mic_e
     ):
         raise AprsError("bad-ambiguity", f"ambiguity {position.ambiguity}")
-    comment = position.comment
-    if any(char in comment for char in "|~") or any(ord(char) < 0x20 for char in comment):  # noqa: PLR2004
-        raise AprsError("bad-text", "a comment may not hold |, ~ or control characters")
+    _check_text(position.comment, "|~", "a comment")
+
+
+def _check_text(text: str, reserved: str, what: str) -> None:
+    if any(char in reserved for char in text) or any(_is_control(char) for char in text):
+        raise AprsError(
+            "bad-text", f"{what} may not hold {', '.join(reserved)} or control characters"
+        )
+    if any(_char_size(char) == 0 for char in text):
+        raise AprsError("bad-text", f"{what} holds a character UTF-8 cannot carry")
+
+
+def _is_control(char: str) -> bool:
+    return ord(char) < 0x20 or char == "\x7f"  # noqa: PLR2004 - C0 controls and DEL
+
+
+def _char_size(char: str) -> int:
+    """UTF-8 bytes of one character; 0 for a lone surrogate, which UTF-8 cannot carry."""
+    try:
+        return len(char.encode())
+    except UnicodeEncodeError:
+        return 0
 
 
 def _check_symbol(table: str, symbol: str) -> None:

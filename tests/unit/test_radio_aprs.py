@@ -487,6 +487,27 @@ def test_split_text_replaces_reserved_characters() -> None:
     assert split_text("a{b|c~d\te\r\nf") == ["a(b/c-d e f"]
 
 
+def test_text_utf8_cannot_carry() -> None:
+    assert split_text("a\ud800b c") == ["a?b c"]
+    for encode in (
+        lambda: encode_message(Message("YB0ABC", "a\ud800")),
+        lambda: encode_status("\udfff"),
+        lambda: encode_position(Position(0, 0, comment="\ud800")),
+        lambda: encode_status("del\x7f"),
+    ):
+        with pytest.raises(AprsError) as caught:
+            encode()
+        assert caught.value.reason == "bad-text"
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=()), max_size=200))
+def test_split_text_parts_always_encode(text: str) -> None:
+    for part in split_text(text):
+        assert decode_info(encode_message(Message("YB0ABC", part, "1")), now=NOW) == Message(
+            "YB0ABC", part, "1"
+        )
+
+
 def test_split_text_counts_utf8_bytes() -> None:
     parts = split_text("é" * 40)
     assert parts == ["é" * 33, "é" * 7]
@@ -711,7 +732,7 @@ def test_split_text_parts_fit(text: str, limit: int) -> None:
 
 @given(st.text(max_size=60))
 def test_status_round_trip(text: str) -> None:
-    assume(not any(char in text for char in "|~") and all(ord(char) >= 0x20 for char in text))
+    assume(not any(char in text for char in "|~\x7f") and all(ord(char) >= 0x20 for char in text))
     assume(not (len(text) >= 7 and text[:6].isdecimal() and text[6] == "z"))
     assert decode_info(encode_status(text), now=NOW) == Status(text)
 
