@@ -276,6 +276,17 @@ async def test_thread_states_come_from_the_log(hub: Hub, login_as: LoginAs) -> N
         heard("reject", "15", 62),
         heard("ack", "16", 63),  # an ack for nothing sent
         heard("message", None, 64, "on scene"),
+        sent("17", "acked in a reply", 1, 66),
+        line(
+            gateway,
+            direction="in",
+            kind="message",
+            callsign=call,
+            number="AB",
+            text="otw",
+            tnc2=f"{call}>APRS::YB0PSK   :otw{{AB}}17",
+            at=t0 + timedelta(seconds=67),
+        ),
         # Another station's ack with the same number is not this unit's.
         line(
             gateway,
@@ -296,12 +307,13 @@ async def test_thread_states_come_from_the_log(hub: Hub, login_as: LoginAs) -> N
         "13": ("retried", 2, "retried, no answer"),
         "14": ("sent", 1, "sent once"),
         "15": ("rejected", 1, "refused"),
+        "17": ("acked", 1, "acked in a reply"),
     }
-    assert [m["number"] for m in thread["outgoing"]] == ["15", "14", "13", "12", "11"]
+    assert [m["number"] for m in thread["outgoing"]] == ["17", "15", "14", "13", "12", "11"]
     twelve = next(m for m in thread["outgoing"] if m["number"] == "12")
     assert twelve["first_sent"] < twelve["last_sent"] < twelve["answered_at"]
     assert twelve["order_id"] == "order00001"
-    assert [m["text"] for m in thread["incoming"]] == ["on scene"]
+    assert [m["text"] for m in thread["incoming"]] == ["otw", "on scene"]
 
     status, body = await json_of(operator, "GET", "/api/v1/radio/units/nobody-zz/thread")
     assert (status, body["error"]["code"]) == (404, "unit_not_found")
