@@ -20,8 +20,11 @@ import pytest
 
 from db import audit
 from ops.app import Hub
+from ops.core.bus import Bus
 from ops.core.config import Config
+from ops.core.events import ALARM_RAISED
 from ops.radio.events import RADIO_LOGGED
+from ops.radio.log import LogWriter
 from ops.radio.setup import parts_of
 from ops.units import service as unit_service
 from ops.users import Role
@@ -224,6 +227,31 @@ async def test_log_writer_refuses_bad_lines_alone(hub: Hub, login_as: LoginAs) -
     _, page = await json_of(viewer, "GET", f"/api/v1/radio/log?gateway={gateway}")
     assert [entry["id"] for entry in page["lines"]] == ids
     assert parts_of(hub).log.refused >= 1
+
+
+async def test_a_writer_that_falls_behind_alarms_before_it_drops(
+    hub: Hub, login_as: LoginAs
+) -> None:
+    """A writer on a bus of its own that is not running: its queue fills, the alarm comes first."""
+    viewer = await login_as(Role.VIEWER)
+    gateway = unique_name("gw")
+    bus = Bus()
+    bus.bind(asyncio.get_running_loop())
+    writer = LogWriter(hub.pool, bus, queue=10, batch=4)
+    async with bus.subscribe(ALARM_RAISED, name="test-alarms") as alarms:
+        for n in range(8):
+            bus.publish(RADIO_FRAME, line(gateway, text=f"line {n}"), source="test")
+        alarm = (await alarms.get()).payload
+    assert alarm.code == "queue_high_water"
+    assert alarm.source == "bus:radio-log"
+    assert writer.dropped == 0
+    assert writer.pending() == 8
+    async with bus.subscribe(RADIO_LOGGED, name="test-logged") as logged:
+        assert await writer.flush_now() == 8
+        batches = [logged.get_nowait(), logged.get_nowait()]
+    assert [len(b.payload.rows) for b in batches if b is not None] == [4, 4]
+    _, page = await json_of(viewer, "GET", f"/api/v1/radio/log?gateway={gateway}")
+    assert [entry["text"] for entry in page["lines"]] == [f"line {n}" for n in range(7, -1, -1)]
 
 
 # -- threads ------------------------------------------------------------------------------------
