@@ -42,6 +42,8 @@ _SELECT = ", ".join(COLUMNS)
 CURSOR_PREFETCH = 500
 #: A thread shows at most this many messages each way.
 THREAD_LIMIT = 200
+#: The reply-ack of a message heard (``…{MM}AA`` at the end of its info): it acks number AA.
+REPLY_ACK: Final = r"\{[A-Za-z0-9]{1,5}\}([A-Za-z0-9]{1,5})\s*$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,8 +211,9 @@ async def thread(conn: Connection, unit_id: str, *, limit: int = THREAD_LIMIT) -
 
     Outgoing messages are grouped by (copy, number): each logged transmission is one try. An ack
     or reject counts for a message when it comes from the station the message went to (or is
-    logged against the unit), carries its number, and arrives after its first try and before
-    the next message that reused the number.
+    logged against the unit), carries its number (or, for a message heard, acks it in the
+    reply-ack form ``{MM}AA``), and arrives after its first try and before the next message
+    that reused the number.
     """
     callsigns = await conn.fetchval(
         """
@@ -256,7 +259,10 @@ async def thread(conn: Connection, unit_id: str, *, limit: int = THREAD_LIMIT) -
         answered AS (
             SELECT s.*,
                    (SELECT min(a.at) FROM radio_log a
-                    WHERE a.direction = 'in' AND a.kind = 'ack' AND a.number = s.number
+                    WHERE a.direction = 'in'
+                      AND ((a.kind = 'ack' AND a.number = s.number)
+                           OR (a.kind = 'message'
+                               AND substring(a.tnc2 FROM $4) = s.number))
                       AND (upper(a.callsign) = s.callsign OR a.unit_id = $1)
                       AND a.at >= s.first_sent
                       AND a.at < coalesce(s.reused_at, 'infinity')) AS acked_at,
@@ -280,6 +286,7 @@ async def thread(conn: Connection, unit_id: str, *, limit: int = THREAD_LIMIT) -
         unit_id,
         list(callsigns),
         limit,
+        REPLY_ACK,
     )
     incoming = await conn.fetch(
         f"""

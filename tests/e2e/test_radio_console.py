@@ -1,6 +1,7 @@
-"""The radio panel in headless Chromium: a gateway with its link state, log lines as the radio
-puts them on the bus (live, filtered), the CSV export downloading, and the radio badge on a unit
-opening its thread with each message's state."""
+"""The radio panel in headless Chromium: a gateway with its link state and its rig (a rigctld),
+a channel picked and hold-to-talk keying the rig, log lines as the radio puts them on the bus
+(live, filtered), the CSV export downloading, and the radio badge on a unit opening its thread
+with each message's state."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from ops.app import Hub
 from ops.users import Role
 from ops.web.app import Served
 from radio.events import RADIO_FRAME, RadioFrameLogged
+from radio.rigsim import RigctldServer
 from tests.e2e.conftest import NewPage, console_user, keep_screenshot, run_hub, sign_in
 from tests.fixtures.hub import ConfigFactory, unique_name
 from tests.integration.units_support import add_unit
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.broker]
 
@@ -69,21 +72,43 @@ async def test_radio_panel_gateway_log_csv_and_unit_thread(
     gateway = unique_name("gw")
     call = "YD" + "".join(random.choices(string.ascii_uppercase + string.digits, k=4))  # noqa: S311
     station = f"{call}-7"
-    async with quiet_tnc() as port:
-        config = make_hub_config(
-            radio={
-                "callsign": "YB0PSK",
-                "gateways": [
-                    {"id": gateway, "name": "Posko Utara", "url": f"tcp://127.0.0.1:{port}"}
-                ],
-            }
-        )
-        async with run_hub(config) as (hub, served):
-            await _walk_the_panel(hub, served, new_page, gateway, station)
+    rig = RigctldServer()
+    await rig.start()
+    try:
+        async with quiet_tnc() as port:
+            config = make_hub_config(
+                radio={
+                    "callsign": "YB0PSK",
+                    "gateways": [
+                        {
+                            "id": gateway,
+                            "name": "Posko Utara",
+                            "url": f"tcp://127.0.0.1:{port}",
+                            "ptt": "rig",
+                            "rig": f"tcp://127.0.0.1:{rig.port}",
+                            "tx_timeout": 20,
+                            "channels": [
+                                {"name": "APRS", "frequency": 144_390_000},
+                                {"name": "Lokal", "frequency": 145_500_000},
+                            ],
+                            "default_channel": "APRS",
+                        }
+                    ],
+                }
+            )
+            async with run_hub(config) as (hub, served):
+                await _walk_the_panel(hub, served, new_page, gateway, station, rig)
+    finally:
+        await rig.stop()
 
 
-async def _walk_the_panel(
-    hub: Hub, served: Served, new_page: NewPage, gateway: str, station: str
+async def _walk_the_panel(  # noqa: PLR0915, PLR0917 - one walk through one room
+    hub: Hub,
+    served: Served,
+    new_page: NewPage,
+    gateway: str,
+    station: str,
+    rig: RigctldServer,
 ) -> None:
     unit_id = await add_unit(hub, kind="medic", channels=(("radio", station),))
     username, password = await console_user(hub, Role.OPERATOR)
@@ -95,9 +120,39 @@ async def _walk_the_panel(
     await expect(row).to_have_attribute("data-link", "up")
     await expect(row.locator(".radio-link")).to_contain_text("terhubung")
     await expect(row.locator(".radio-ptt")).to_contain_text("diam")
+    await expect(row.locator(".radio-rig")).to_contain_text("rig tersambung")
+    await expect(row.locator(".radio-current")).to_contain_text("APRS")
+
+    # The channel picker tunes the rig; the panel shows the channel once the rig reports it.
+    await row.locator(f"#radio-channel-{gateway}").select_option("Lokal")
+    await row.locator(".radio-set-channel").click()
+    await eventually(lambda: rig.frequency == 145_500_000)
+    await expect(row.locator(".radio-current")).to_contain_text("Lokal")
+
+    # Hold to talk: keyed while held, unkeyed on release.
+    await row.locator(".radio-talk").hover()
+    await page.mouse.down()
+    await eventually(lambda: rig.ptt)
+    await expect(row.locator(".radio-talk")).to_have_attribute("aria-pressed", "true")
+    await expect(row.locator(".radio-ptt")).to_contain_text("MEMANCAR")
+    await page.mouse.up()
+    await eventually(lambda: not rig.ptt)
+    await expect(row.locator(".radio-ptt")).to_contain_text("diam")
 
     # Only this test's gateway: other tests' lines share the database.
     await panel.locator("#radio-filter-gateway").select_option(gateway)
+    await panel.locator("#radio-filter-kind").select_option("message")
+    await panel.locator(".radio-filters button[type=submit]").click()
+    await expect(panel.locator(".radio-log")).to_contain_text("Tidak ada baris log.")
+    await panel.locator("#radio-filter-kind").select_option("")
+    await panel.locator(".radio-filters button[type=submit]").click()
+    # The keying by hand is in the log.
+    await expect(panel.locator(".radio-lines li[data-kind=ptt]").first).to_contain_text("PTT")
+    await panel.locator("#radio-filter-direction").select_option("in")
+    await panel.locator(".radio-filters button[type=submit]").click()
+    await expect(panel.locator(".radio-log")).to_contain_text("Tidak ada baris log.")
+    await panel.locator("#radio-filter-direction").select_option("")
+    await panel.locator("#radio-filter-callsign").fill(station)
     await panel.locator(".radio-filters button[type=submit]").click()
     await expect(panel.locator(".radio-log")).to_contain_text("Tidak ada baris log.")
 
@@ -166,6 +221,7 @@ async def _walk_the_panel(
     assert len(rows) == len(lines) + 1
     text = rows[0].index("text")
     assert {r[2] for r in rows[1:]} == {gateway}
+    assert {r[rows[0].index("callsign")] for r in rows[1:]} == {station}
     assert "'=cmd|' /C calc'!A0" in [r[text] for r in rows[1:]]
 
     units = page.locator("[data-panel=units]")
@@ -196,4 +252,5 @@ async def _walk_the_panel(
     )
     await expect(thread.locator("li[data-number='2']")).to_have_attribute("data-state", "retried")
     await expect(thread.locator("li[data-number='2']")).to_contain_text("diulang")
+    await thread.scroll_into_view_if_needed()
     await keep_screenshot(page, "radio-panel", docs=True)

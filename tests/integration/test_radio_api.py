@@ -20,8 +20,11 @@ import pytest
 
 from db import audit
 from ops.app import Hub
+from ops.core.bus import Bus
 from ops.core.config import Config
+from ops.core.events import ALARM_RAISED
 from ops.radio.events import RADIO_LOGGED
+from ops.radio.log import LogWriter
 from ops.radio.setup import parts_of
 from ops.units import service as unit_service
 from ops.users import Role
@@ -226,6 +229,31 @@ async def test_log_writer_refuses_bad_lines_alone(hub: Hub, login_as: LoginAs) -
     assert parts_of(hub).log.refused >= 1
 
 
+async def test_a_writer_that_falls_behind_alarms_before_it_drops(
+    hub: Hub, login_as: LoginAs
+) -> None:
+    """A writer on a bus of its own that is not running: its queue fills, the alarm comes first."""
+    viewer = await login_as(Role.VIEWER)
+    gateway = unique_name("gw")
+    bus = Bus()
+    bus.bind(asyncio.get_running_loop())
+    writer = LogWriter(hub.pool, bus, queue=10, batch=4)
+    async with bus.subscribe(ALARM_RAISED, name="test-alarms") as alarms:
+        for n in range(8):
+            bus.publish(RADIO_FRAME, line(gateway, text=f"line {n}"), source="test")
+        alarm = (await alarms.get()).payload
+    assert alarm.code == "queue_high_water"
+    assert alarm.source == "bus:radio-log"
+    assert writer.dropped == 0
+    assert writer.pending() == 8
+    async with bus.subscribe(RADIO_LOGGED, name="test-logged") as logged:
+        assert await writer.flush_now() == 8
+        batches = [logged.get_nowait(), logged.get_nowait()]
+    assert [len(b.payload.rows) for b in batches if b is not None] == [4, 4]
+    _, page = await json_of(viewer, "GET", f"/api/v1/radio/log?gateway={gateway}")
+    assert [entry["text"] for entry in page["lines"]] == [f"line {n}" for n in range(7, -1, -1)]
+
+
 # -- threads ------------------------------------------------------------------------------------
 
 
@@ -276,6 +304,17 @@ async def test_thread_states_come_from_the_log(hub: Hub, login_as: LoginAs) -> N
         heard("reject", "15", 62),
         heard("ack", "16", 63),  # an ack for nothing sent
         heard("message", None, 64, "on scene"),
+        sent("17", "acked in a reply", 1, 66),
+        line(
+            gateway,
+            direction="in",
+            kind="message",
+            callsign=call,
+            number="AB",
+            text="otw",
+            tnc2=f"{call}>APRS::YB0PSK   :otw{{AB}}17",
+            at=t0 + timedelta(seconds=67),
+        ),
         # Another station's ack with the same number is not this unit's.
         line(
             gateway,
@@ -296,12 +335,13 @@ async def test_thread_states_come_from_the_log(hub: Hub, login_as: LoginAs) -> N
         "13": ("retried", 2, "retried, no answer"),
         "14": ("sent", 1, "sent once"),
         "15": ("rejected", 1, "refused"),
+        "17": ("acked", 1, "acked in a reply"),
     }
-    assert [m["number"] for m in thread["outgoing"]] == ["15", "14", "13", "12", "11"]
+    assert [m["number"] for m in thread["outgoing"]] == ["17", "15", "14", "13", "12", "11"]
     twelve = next(m for m in thread["outgoing"] if m["number"] == "12")
     assert twelve["first_sent"] < twelve["last_sent"] < twelve["answered_at"]
     assert twelve["order_id"] == "order00001"
-    assert [m["text"] for m in thread["incoming"]] == ["on scene"]
+    assert [m["text"] for m in thread["incoming"]] == ["otw", "on scene"]
 
     status, body = await json_of(operator, "GET", "/api/v1/radio/units/nobody-zz/thread")
     assert (status, body["error"]["code"]) == (404, "unit_not_found")
@@ -430,7 +470,9 @@ async def commands_seen(hub: Hub) -> AsyncIterator[list[Any]]:
     )
 
     async def drain() -> None:
-        seen.extend([envelope.payload async for envelope in subscription])
+        # One by one, not extended at the end: the test looks while they come.
+        async for envelope in subscription:
+            seen.append(envelope.payload)  # noqa: PERF401
 
     task = asyncio.create_task(drain())
     yield seen
@@ -441,7 +483,11 @@ async def commands_seen(hub: Hub) -> AsyncIterator[list[Any]]:
 async def audit_actions(hub: Hub, actor: str) -> list[tuple[str, str | None, Any]]:
     async with hub.pool.acquire() as conn:
         rows = await audit.list_entries(conn, limit=20, actor=actor)
-    return [(row.action, row.target, row.after) for row in reversed(rows)]
+    return [
+        (row.action, row.target, row.after)
+        for row in reversed(rows)
+        if row.action.startswith("radio.")
+    ]
 
 
 async def test_no_gateway_configured_answers_empty(login_as: LoginAs) -> None:

@@ -11,6 +11,8 @@ const MESSAGE_SHAPES = { sent: "◔", retried: "↻", acked: "●", rejected: "�
 const DIRECTION_SHAPES = { in: "←", out: "→" };
 const KINDS = ["position", "message", "ack", "reject", "bulletin", "status", "other", "undecodable", "ptt"];
 const PAGE = 50;
+const UNIT_KINDS = ["volunteer", "social_worker", "companion", "fire", "public_order", "medic", "logistics"];
+const BULLETIN_LIMIT = 67;
 const TUNERS = new Set(["operator", "supervisor", "technician"]);
 const TALKERS = new Set(["operator", "supervisor"]);
 
@@ -69,6 +71,21 @@ const STRINGS = {
     "radio.state.rejected": "ditolak",
     "radio.tries": "{n}× kirim",
     "radio.failed": "Gagal: {message}",
+    "radio.bulletin": "Buletin",
+    "radio.bulletin.group": "Untuk",
+    "radio.bulletin.code": "kode grup",
+    "radio.bulletin.text": "Teks (maks. 67)",
+    "radio.bulletin.gateway": "Lewat",
+    "radio.bulletin.every": "semua gateway",
+    "radio.bulletin.send": "Kirim buletin",
+    "radio.bulletin.sent": "Buletin ke {group} dikirim.",
+    "kind.volunteer": "relawan",
+    "kind.social_worker": "pekerja sosial",
+    "kind.companion": "pendamping",
+    "kind.fire": "pemadam",
+    "kind.public_order": "ketertiban umum",
+    "kind.medic": "medis",
+    "kind.logistics": "logistik",
   },
   en: {
     "radio.gateways": "Gateways",
@@ -124,6 +141,21 @@ const STRINGS = {
     "radio.state.rejected": "rejected",
     "radio.tries": "sent {n}×",
     "radio.failed": "Failed: {message}",
+    "radio.bulletin": "Bulletin",
+    "radio.bulletin.group": "To",
+    "radio.bulletin.code": "group code",
+    "radio.bulletin.text": "Text (max. 67)",
+    "radio.bulletin.gateway": "Via",
+    "radio.bulletin.every": "every gateway",
+    "radio.bulletin.send": "Send bulletin",
+    "radio.bulletin.sent": "Bulletin to {group} sent.",
+    "kind.volunteer": "volunteers",
+    "kind.social_worker": "social workers",
+    "kind.companion": "companions",
+    "kind.fire": "fire",
+    "kind.public_order": "public order",
+    "kind.medic": "medics",
+    "kind.logistics": "logistics",
   },
 };
 
@@ -157,6 +189,10 @@ class RadioPanel {
     this.notice = null;
     this.talking = null; // { gateway, until, timer, tick }
     this.talkButtons = new Map();
+    this.pickers = new Map();
+    this.filterForm = null;
+    this.bulletinForm = null;
+    this.bulletinBlockNode = null;
     this.render = throttled(() => this.draw());
     for (const [code, strings] of Object.entries(STRINGS)) context.i18n.addStrings(code, strings);
   }
@@ -311,12 +347,7 @@ class RadioPanel {
 
   draw() {
     keepingFocus(this.region, () =>
-      this.region.replaceChildren(
-        this.noticeLine(),
-        this.gatewayBlock(),
-        this.logBlock(),
-        this.threadBlock(),
-      ),
+      this.region.replaceChildren(...[this.noticeLine(), this.gatewayBlock(), this.bulletinBlock(), this.logBlock(), this.threadBlock()].filter(Boolean)),
     );
   }
 
@@ -358,40 +389,56 @@ class RadioPanel {
             link.channel_busy ? el("span", { className: "radio-busy" }, ` · ▲ ${this.t("radio.busy")}`) : null,
           )
         : null,
-      el(
-        "p",
-        { className: "radio-rig" },
-        el("span", { className: "mark radio-ptt", dataset: { tone: onAir ? "bad" : "ok" } },
-          el("span", { "aria-hidden": "true" }, onAir ? "◉" : "○"), ` PTT ${this.t(onAir ? "radio.ptt.on" : "radio.ptt.off")}`),
-        rig
-          ? [
-              " · ",
-              this.t(rig.rig_online ? "radio.rig_online" : "radio.rig_offline"),
-              rig.channel ? ` · ${rig.channel}` : "",
-              rig.frequency ? ` · ${(rig.frequency / 1e6).toFixed(4)} MHz` : "",
-              rig.mode ? ` ${rig.mode}` : "",
-            ]
-          : null,
-      ),
+      this.rigLine(gateway, rig, onAir),
     );
     if (gateway.has_rig && gateway.channels.length && TUNERS.has(this.role)) row.append(this.channelPicker(gateway, rig));
     if (gateway.ptt !== "none" && TALKERS.has(this.role)) row.append(this.talkButton(gateway));
     return row;
   }
 
+  rigLine(gateway, rig, onAir) {
+    // PTT is shown where the room keys the set; the rig's state where the room tunes it.
+    const ptt =
+      gateway.ptt === "none"
+        ? null
+        : el("span", { className: "mark radio-ptt", dataset: { tone: onAir ? "bad" : "ok" } },
+            el("span", { "aria-hidden": "true" }, onAir ? "◉" : "○"), ` PTT ${this.t(onAir ? "radio.ptt.on" : "radio.ptt.off")}`);
+    const tuned =
+      gateway.has_rig && rig
+        ? [
+            ptt ? " · " : "",
+            el("span", { className: "radio-rig-state" },
+              el("span", { "aria-hidden": "true" }, rig.rig_online ? "● " : "✕ "), this.t(rig.rig_online ? "radio.rig_online" : "radio.rig_offline")),
+            rig.channel ? el("strong", { className: "radio-current" }, ` · ${rig.channel}`) : "",
+            rig.frequency ? ` · ${(rig.frequency / 1e6).toFixed(4)} MHz` : "",
+            rig.mode ? ` ${rig.mode}` : "",
+          ]
+        : null;
+    if (!ptt && !tuned) return null;
+    return el("p", { className: "radio-rig" }, ptt, tuned);
+  }
+
   channelPicker(gateway, rig) {
-    const id = `radio-channel-${gateway.id}`;
-    const select = el(
-      "select",
-      { id, name: id },
-      gateway.channels.map((plan) =>
-        el("option", { value: plan.name, selected: plan.name === (rig?.channel ?? gateway.default_channel) },
-          `${plan.name} (${(plan.frequency / 1e6).toFixed(4)} MHz ${plan.mode})`),
-      ),
-    );
-    const button = el("button", { type: "button", className: "radio-set-channel" }, this.t("radio.set_channel"));
-    button.addEventListener("click", () => this.setChannel(gateway, select.value));
-    return el("p", { className: "radio-channel" }, el("label", { htmlFor: id }, `${this.t("radio.channel")} `), select, " ", button);
+    // Kept across redraws: a live update must not undo a pick that is not sent yet.
+    let picker = this.pickers.get(gateway.id);
+    if (!picker) {
+      const id = `radio-channel-${gateway.id}`;
+      const select = el(
+        "select",
+        { id, name: id },
+        gateway.channels.map((plan) =>
+          el("option", { value: plan.name, selected: plan.name === (rig?.channel ?? gateway.default_channel) },
+            `${plan.name} (${(plan.frequency / 1e6).toFixed(4)} MHz ${plan.mode})`),
+        ),
+      );
+      const button = el("button", { type: "button", className: "radio-set-channel" }, "");
+      button.addEventListener("click", () => this.setChannel(gateway, select.value));
+      picker = el("p", { className: "radio-channel" }, el("label", { htmlFor: id }, ""), select, " ", button);
+      this.pickers.set(gateway.id, picker);
+    }
+    picker.querySelector("label").textContent = `${this.t("radio.channel")} `;
+    picker.querySelector("button").textContent = this.t("radio.set_channel");
+    return picker;
   }
 
   talkButton(gateway) {
@@ -431,30 +478,62 @@ class RadioPanel {
     return this.gateways.find((gateway) => gateway.id === id) ?? { id, tx_timeout: 0 };
   }
 
-  logBlock() {
-    const form = el("form", { className: "radio-filters" });
-    const field = (name, control) => el("label", {}, `${this.t(`radio.filter.${name}`)} `, control);
-    const choice = (name, values, label) =>
-      el(
-        "select",
-        { id: `radio-filter-${name}`, name },
-        el("option", { value: "" }, this.t("radio.filter.all")),
-        values.map((value) => el("option", { value, selected: this.filters[name] === value }, label(value))),
-      );
+  bulletinBlock() {
+    if (!TALKERS.has(this.role) || !this.gateways.length) return null;
+    // Kept across redraws, so a live update neither closes it nor loses what is typed.
+    if (!this.bulletinBlockNode) {
+      this.bulletinForm = this.buildBulletinForm();
+      this.bulletinBlockNode = el("details", { className: "radio-bulletin" }, el("summary", {}, ""), this.bulletinForm);
+    }
+    this.bulletinBlockNode.querySelector("summary").textContent = this.t("radio.bulletin");
+    const via = this.bulletinForm.querySelector("#radio-bulletin-gateway");
+    const chosen = via.value;
+    via.replaceChildren(
+      el("option", { value: "" }, this.t("radio.bulletin.every")),
+      ...this.gateways.map((g) => el("option", { value: g.id, selected: g.id === chosen }, g.name)),
+    );
+    return this.bulletinBlockNode;
+  }
+
+  buildBulletinForm() {
+    const form = el("form", {});
+    const group = el(
+      "select",
+      { id: "radio-bulletin-group", name: "group" },
+      UNIT_KINDS.map((kind) => el("option", { value: kind }, this.t(`kind.${kind}`))),
+      el("option", { value: "" }, this.t("radio.bulletin.code")),
+    );
+    const code = el("input", { id: "radio-bulletin-code", name: "code", size: 6, maxLength: 5, autocomplete: "off", pattern: "[A-Za-z0-9]{1,5}", "aria-label": this.t("radio.bulletin.code") });
+    const text = el("input", { id: "radio-bulletin-text", name: "text", maxLength: BULLETIN_LIMIT, size: 30, required: true, autocomplete: "off" });
     form.append(
-      field("gateway", choice("gateway", this.gateways.map((g) => g.id), (id) => id)),
-      field("callsign", el("input", { id: "radio-filter-callsign", name: "callsign", value: this.filters.callsign, size: 9, maxLength: 9, autocomplete: "off" })),
-      field("direction", choice("direction", ["in", "out"], (d) => this.t(`radio.direction.${d}`))),
-      field("kind", choice("kind", KINDS, (k) => this.t(`radio.kind.${k}`))),
-      el("button", { type: "submit" }, this.t("radio.filter.apply")),
+      el("label", {}, `${this.t("radio.bulletin.group")} `, group),
+      " ",
+      code,
+      el("label", {}, ` ${this.t("radio.bulletin.text")} `, text),
+      el("label", {}, ` ${this.t("radio.bulletin.gateway")} `, el("select", { id: "radio-bulletin-gateway", name: "gateway" })),
+      " ",
+      el("button", { type: "submit" }, this.t("radio.bulletin.send")),
     );
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const data = new FormData(form);
-      this.filters = Object.fromEntries(Object.keys(this.filters).map((key) => [key, String(data.get(key) ?? "").trim()]));
-      await this.loadLog();
+      const body = { group: group.value || code.value.trim(), text: text.value.trim() };
+      const via = form.querySelector("#radio-bulletin-gateway").value;
+      if (via) body.gateway = via;
+      try {
+        const sent = await this.ctx.api.api("POST", "/api/v1/radio/bulletins", body);
+        this.notice = ["ok", `✓ ${this.t("radio.bulletin.sent", { group: sent.group })}`];
+        text.value = "";
+      } catch (error) {
+        this.fail(error);
+      }
       this.render();
     });
+    return form;
+  }
+
+  logBlock() {
+    if (!this.filterForm) this.filterForm = this.buildFilterForm();
+    this.updateFilterForm();
     const csv = el("a", { className: "radio-csv", href: `/api/v1/radio/log.csv?${this.query()}`, download: "radio-log.csv" }, `⇩ ${this.t("radio.csv")}`);
     const list = this.lines.length
       ? el("ol", { className: "rows radio-lines" }, this.lines.map((row) => this.lineRow(row)))
@@ -467,7 +546,53 @@ class RadioPanel {
         this.render();
       });
     }
-    return el("div", { className: "radio-log" }, el("h3", {}, this.t("radio.log")), form, el("p", {}, csv), list, more);
+    return el("div", { className: "radio-log" }, el("h3", {}, this.t("radio.log")), this.filterForm, el("p", {}, csv), list, more);
+  }
+
+  /** The filter form, built once: a live update must not undo a choice that is not applied. */
+  buildFilterForm() {
+    const form = el("form", { className: "radio-filters" });
+    const field = (name, control) => el("label", { dataset: { label: name } }, el("span", {}, ""), " ", control);
+    const choice = (name) => el("select", { id: `radio-filter-${name}`, name });
+    form.append(
+      field("gateway", choice("gateway")),
+      field("callsign", el("input", { id: "radio-filter-callsign", name: "callsign", value: this.filters.callsign, size: 9, maxLength: 9, autocomplete: "off" })),
+      field("direction", choice("direction")),
+      field("kind", choice("kind")),
+      el("button", { type: "submit" }, ""),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const data = new FormData(form);
+      this.filters = Object.fromEntries(Object.keys(this.filters).map((key) => [key, String(data.get(key) ?? "").trim()]));
+      await this.loadLog();
+      this.render();
+    });
+    return form;
+  }
+
+  updateFilterForm() {
+    const form = this.filterForm;
+    for (const label of form.querySelectorAll("label[data-label]")) {
+      label.firstChild.textContent = this.t(`radio.filter.${label.dataset.label}`);
+    }
+    form.querySelector("button[type=submit]").textContent = this.t("radio.filter.apply");
+    const options = {
+      gateway: this.gateways.map((g) => [g.id, g.id]),
+      direction: ["in", "out"].map((d) => [d, this.t(`radio.direction.${d}`)]),
+      kind: KINDS.map((k) => [k, this.t(`radio.kind.${k}`)]),
+    };
+    for (const [name, values] of Object.entries(options)) {
+      const select = form.querySelector(`#radio-filter-${name}`);
+      const signature = JSON.stringify([this.t("radio.filter.all"), values]);
+      if (select.dataset.signature === signature) continue; // untouched: an open list stays open
+      select.dataset.signature = signature;
+      const chosen = select.options.length ? select.value : this.filters[name];
+      select.replaceChildren(
+        el("option", { value: "" }, this.t("radio.filter.all")),
+        ...values.map(([value, label]) => el("option", { value, selected: value === chosen }, label)),
+      );
+    }
   }
 
   lineRow(row) {
