@@ -44,12 +44,12 @@ _NUMBER = re.compile(r"[A-Za-z0-9]{1,5}")
 _REPLY_ACK = re.compile(r"[A-Za-z0-9]{0,5}")
 _ACK = re.compile(r"(ack|rej)([A-Za-z0-9]{1,5})(?:\}[A-Za-z0-9]{0,5})?")
 _NUMBERED = re.compile(r"([A-Za-z0-9]{1,5})(?:\}([A-Za-z0-9]{0,5}))?")
-_TIMESTAMP = re.compile(r"(\d\d)(\d\d)(\d\d)([zh/])")
-_STATUS_TIMESTAMP = re.compile(r"\d{6}z")
-_LAT = re.compile(r"(\d\d)([\d ]{2})\.([\d ]{2})([NS])")
-_LON = re.compile(r"(\d{3})([\d ]{2})\.([\d ]{2})([EW])")
-_CSE_SPD = re.compile(r"(\d{3}|\.{3}| {3})/(\d{3}|\.{3}| {3})")
-_ALTITUDE = re.compile(r"/A=(-\d{5}|\d{6})")
+_TIMESTAMP = re.compile(r"(\d\d)(\d\d)(\d\d)([zh/])", re.ASCII)
+_STATUS_TIMESTAMP = re.compile(r"\d{6}z", re.ASCII)
+_LAT = re.compile(r"(\d\d)([\d ]{2})\.([\d ]{2})([NS])", re.ASCII)
+_LON = re.compile(r"(\d{3})([\d ]{2})\.([\d ]{2})([EW])", re.ASCII)
+_CSE_SPD = re.compile(r"(\d{3}|\.{3}| {3})/(\d{3}|\.{3}| {3})", re.ASCII)
+_ALTITUDE = re.compile(r"/A=(-\d{5}|\d{6})", re.ASCII)
 _MIC_E_ALTITUDE = re.compile(r"[>\]`']?([!-{]{3})\}")
 _SYMBOL_TABLES: Final = frozenset("/\\ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _COMPRESSED_TABLES: Final = frozenset("/\\ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij")
@@ -381,8 +381,7 @@ def _decode(  # noqa: PLR0911 - one return per data type
     data_type = chr(info[0])
     if data_type in "`'":
         return _decode_mic_e(destination, info[1:])
-    # Some TNCs end the field with a line end; it is never part of the packet.
-    text = info.decode("utf-8", errors="replace").rstrip("\r\n")
+    text = _text(info)
     if not text:
         raise AprsError("empty", "only a line end")
     body = text[1:]
@@ -522,7 +521,7 @@ def _decode_mic_e(destination: str, body: bytes) -> Position:
         course -= 400
     symbol, table = chr(body[6]), chr(body[7])
     _check_symbol(table, symbol)
-    rest = body[8:].decode("utf-8", errors="replace").rstrip("\r\n")
+    rest = _text(body[8:])
     altitude = None
     match = _MIC_E_ALTITUDE.match(rest)
     if match is not None:
@@ -668,6 +667,14 @@ def _degrees(degrees: int, minutes: str, ambiguity: int, limit: int) -> float:
     if degrees > limit or (degrees == limit and hundredths):
         raise AprsError("bad-position", f"{degrees} degrees out of range")
     return min(value, float(limit))
+
+
+def _text(data: bytes) -> str:
+    """Received bytes as text: bad UTF-8 and NUL (which PostgreSQL text cannot hold) replaced.
+
+    Some TNCs end the field with a line end; it is never part of the packet.
+    """
+    return data.decode("utf-8", errors="replace").replace("\x00", "\ufffd").rstrip("\r\n")
 
 
 def _take_altitude(comment: str) -> tuple[str, float | None]:

@@ -24,7 +24,7 @@ _ADDRESS_LEN: Final = 7
 _CALL_LEN: Final = 6
 _MIN_FRAME: Final = 2 * _ADDRESS_LEN + 2
 _CALLSIGN = re.compile(r"[A-Z0-9]{1,6}")
-_ADDRESS_TEXT = re.compile(r"([A-Z0-9]{1,6})(?:-(\d{1,2}))?(\*?)")
+_ADDRESS_TEXT = re.compile(r"([A-Z0-9]{1,6})(?:-(\d{1,2}))?(\*?)", re.ASCII)
 _CALL_BYTES: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _MAX_SSID: Final = 15
 _SSID_RESERVED: Final = 0x60
@@ -146,14 +146,19 @@ def decode(data: bytes) -> Frame:
 
 
 def to_tnc2(frame: Frame) -> str:
-    """``SRC>DST,DIGI1,DIGI2*:info``; the info field is read as UTF-8 (bad bytes replaced)."""
+    """``SRC>DST,DIGI1,DIGI2*:info``; the info field is read as UTF-8 (bad bytes replaced).
+
+    A NUL byte is shown as U+FFFD too: this text goes into logs and PostgreSQL text columns,
+    which cannot hold NUL, and no APRS format uses it.
+    """
     last_repeated = max(
         (index for index, digi in enumerate(frame.path) if digi.repeated), default=-1
     )
     head = f"{frame.source}>{frame.destination}"
     for index, digi in enumerate(frame.path):
         head += f",{digi}*" if index == last_repeated else f",{digi}"
-    return f"{head}:{frame.info.decode('utf-8', errors='replace')}"
+    info = frame.info.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    return f"{head}:{info}"
 
 
 def from_tnc2(line: str) -> Frame:

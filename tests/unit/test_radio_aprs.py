@@ -448,6 +448,15 @@ def test_line_ends_are_not_part_of_the_packet() -> None:
     assert mic_e.comment == "hi"
 
 
+def test_decoded_text_holds_no_nul() -> None:
+    assert decode_info(b">a\x00b", now=NOW) == Status("a\ufffdb")
+    assert decode_info(b":YB0ABC   :x\x00{1", now=NOW) == Message("YB0ABC", "x\ufffd", "1")
+    _, info = encode_mic_e(Position(1, 2))
+    mic_e = decode_info(info + b"\x00", "P0P0P0", now=NOW)
+    assert isinstance(mic_e, Position)
+    assert mic_e.comment == "\ufffd"
+
+
 def test_other_types() -> None:
     assert decode_info(b";OBJECT   *092345z4903.50N/07201.75W>", now=NOW) == Other(
         ";", "OBJECT   *092345z4903.50N/07201.75W>"
@@ -751,3 +760,11 @@ def test_third_party_round_trip(addressee: str, number: str, source: str, via_ga
     inner = Frame(Address("APZPSK"), Address.parse(source), path, encode_ack(addressee, number))
     packet = decode_info(b"}" + to_tnc2(inner).encode(), now=NOW)
     assert packet == ThirdParty(inner, Ack(addressee, number))
+
+
+def test_only_ascii_digits_count() -> None:
+    # Other scripts' digits (here Arabic-Indic) are text, not numbers, in any field of digits.
+    arabic = "\u0661\u0662\u0663\u0664\u0665\u0666"
+    assert decode_info(f">{arabic}zstatus".encode(), now=NOW) == Status(f"{arabic}zstatus")
+    assert reason_of("!4\u066903.50N/07201.75W-".encode()) == "bad-position"
+    assert reason_of("@\u0660\u06692345z4903.50N/07201.75W-".encode()) == "bad-timestamp"

@@ -155,6 +155,7 @@ def test_tnc2_text() -> None:
         Address("E"),
     )
     assert to_tnc2(Frame(Address("B"), Address("A"), (), b"\xff")) == "A>B:\ufffd"
+    assert to_tnc2(Frame(Address("B"), Address("A"), (), b"a\x00b")) == "A>B:a\ufffdb"
 
 
 @pytest.mark.parametrize(
@@ -184,7 +185,10 @@ def frames(draw: st.DrawFn, *, text_info: bool = False) -> Frame:
     hops = draw(st.lists(stations, max_size=8))
     repeated = draw(st.integers(0, len(hops)))
     path = tuple(Address(hop.call, hop.ssid, index < repeated) for index, hop in enumerate(hops))
-    info = draw(st.text(max_size=256)).encode() if text_info else draw(st.binary(max_size=256))
+    if text_info:  # what the TNC2 text can carry: UTF-8 without NUL
+        info = draw(st.text(st.characters(blacklist_characters="\x00"), max_size=256)).encode()
+    else:
+        info = draw(st.binary(max_size=256))
     return Frame(draw(stations), draw(stations), path, info)
 
 
@@ -213,3 +217,9 @@ def test_from_tnc2_raises_only_ax25_errors(line: str) -> None:
         from_tnc2(line)
     except AX25Error:
         return
+
+
+def test_ssid_digits_are_ascii() -> None:
+    with pytest.raises(AX25Error) as caught:
+        Address.parse("YB0ABC-\u0667")  # Arabic-Indic seven
+    assert caught.value.reason == "bad-callsign"

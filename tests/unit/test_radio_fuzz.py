@@ -2,12 +2,13 @@
 
 More than 100,000 inputs: random bytes, truncated and oversized frames, bad escapes, valid frames
 with bytes flipped, inserted or dropped, and valid AX.25 frames carrying mutated, random or very
-short APRS fields. Nothing but the codec's own errors may escape, decoded positions are always on the globe, and
-the stream decoder always reads the next good frame after whatever came before it.
+short APRS fields. Nothing but the codec's own errors may escape, decoded positions are always
+on the globe, and the stream decoder always reads the next good frame after whatever came before.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections import Counter
@@ -168,6 +169,8 @@ def receive(decoder: kiss.KissDecoder, chunk: bytes, outcomes: Counter[str]) -> 
             outcomes[f"aprs:{exc.reason}"] += 1
             continue
         outcomes[type(packet).__name__] += 1
+        # Text goes to the radio log (PostgreSQL text cannot hold NUL).
+        assert not any("\x00" in text for text in texts_of(packet))
         if isinstance(packet, aprs.Position):
             assert -90 <= packet.lat <= 90
             assert -180 <= packet.lon <= 180
@@ -175,6 +178,15 @@ def receive(decoder: kiss.KissDecoder, chunk: bytes, outcomes: Counter[str]) -> 
             assert math.isfinite(packet.lon)
         packets.append(packet)
     return packets
+
+
+def texts_of(packet: object) -> Iterator[str]:
+    for field in dataclasses.fields(packet):  # type: ignore[arg-type]
+        value = getattr(packet, field.name)
+        if isinstance(value, str):
+            yield value
+        elif dataclasses.is_dataclass(value) and not isinstance(value, ax25.Frame):
+            yield from texts_of(value)
 
 
 def test_fuzz_receive_path() -> None:
