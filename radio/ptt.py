@@ -1,12 +1,13 @@
 """PTT by a serial port's RTS or DTR line (through the interface's transistor or opto-coupler).
 
 The gateway's ``ptt`` is ``serial:///dev/ttyUSB1?line=RTS&invert=0``: the line that keys the
-transmitter and whether it keys when low (``invert=1``). The port is opened with the line
-already at its idle level, so opening never keys the radio (pyserial would otherwise raise both
-lines on open); the other line is left as pyserial sets it (asserted), since some interfaces
-draw their power from it. Setting a line is one ``ioctl``, fast on a real port, but a USB
-adapter being unplugged can stall it: each call runs in a worker thread, bounded by
-``timeout``, so the event loop never waits on it.
+transmitter and whether it keys when low (``invert=1``). pyserial is told the line's idle
+level before it opens the port, so it sets it in the same call as the open (by default it would
+raise both lines and key the radio until told otherwise); only the kernel's own raising of RTS
+and DTR for the instant of ``open()`` remains. The other line is left as pyserial sets it
+(asserted), since some interfaces draw their power from it. Setting a line is one ``ioctl``,
+fast on a real port, but a USB adapter being unplugged can stall it: each call runs in a worker
+thread, bounded by ``timeout``, so the event loop never waits on it.
 
 A pseudo-terminal has no modem control lines: Linux refuses ``TIOCMBIS``/``TIOCMGET`` on both
 of its ends with ``ENOTTY``. Keying a pty therefore raises :class:`PttError` at once (the port
@@ -151,6 +152,9 @@ class SerialPtt:
                 port.close()
 
     def _apply(self, port: serial.SerialBase, *, on: bool) -> None:
+        if not port.is_open and port is self._serial:
+            # In use but closed underneath: pyserial would store the level and report success.
+            raise serial.PortNotOpenError
         level = self.level(on)
         if self.spec.line == "RTS":
             port.rts = level

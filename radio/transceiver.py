@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from ops.core.errors import AdapterNotReady
 from ops.core.events import DEVICE_REPORTED, DeviceReported, Figure
@@ -68,6 +68,7 @@ SHUTDOWN_GRACE: Final = 4.0
 DEVICE_KIND: Final = "transceiver"
 
 PttKind = Literal["none", "rig", "serial"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,8 +254,8 @@ class Transceiver:
                 await asyncio.shield(self._spawn(self._shutdown()))
         except TimeoutError:
             _LOGGER.warning("transceiver %s: unkeying on the way out timed out", self.gateway_id)
+        # The state, not a device report: a hub shutting down is no offline rig to alarm on.
         self._publish_state()
-        self._report()
 
     async def _shutdown(self) -> None:
         keying = self._keying
@@ -479,19 +480,17 @@ class Transceiver:
         rig = self._rig
         assert rig is not None  # noqa: S101
         state = self._rig_state
+        rig_ptt: bool | None = None
         try:
             if self._unkey_owed and not self._air.locked() and self.ptt_kind == "rig":
-                await rig.set_ptt(False)
-                self._keyed = False
-                self._unkey_owed = False
+                await self._rig_call(self._unkey_rig(rig))
             frequency = await rig.get_frequency()
             mode, passband = await rig.get_mode()
-            rig_ptt = await rig.get_ptt() if self.ptt_kind == "rig" else None
+            if self.ptt_kind == "rig":
+                rig_ptt = await self._rig_call(rig.get_ptt())
         except RigError as exc:
-            self.errors += 1
             self._rig_up()
-            self._detail = f"rig: {exc}"
-            _LOGGER.debug("transceiver %s: %s", self.gateway_id, exc)
+            self._rig_refused(exc)
             return
         except (OSError, TimeoutError) as exc:
             self._rig_down(exc)
@@ -512,6 +511,24 @@ class Transceiver:
         pending = self._pending_channel
         if pending is not None and pending in self.plan and not self._air.locked():
             await self._tune(self.plan[pending])
+
+    async def _unkey_rig(self, rig: RigctlClient) -> None:
+        await rig.set_ptt(False)
+        self._keyed = False
+        self._unkey_owed = False
+
+    async def _rig_call(self, call: Coroutine[Any, Any, T]) -> T | None:
+        """A PTT command of the poll: refused (a rig without CAT PTT) is reported, not fatal."""
+        try:
+            return await call
+        except RigError as exc:
+            self._rig_refused(exc)
+            return None
+
+    def _rig_refused(self, exc: RigError) -> None:
+        self.errors += 1
+        self._detail = f"rig: {exc}"
+        self._warn_once(("rig", exc.command, exc.code), "transceiver %s: %s", self.gateway_id, exc)
 
     def _rig_up(self) -> None:
         state = self._rig_state

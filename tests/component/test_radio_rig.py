@@ -91,6 +91,12 @@ async def can_connect(port: int) -> bool:
 @pytest.fixture
 async def rigctld() -> AsyncIterator[int]:
     """A real ``rigctld -m 1 -P RIG`` (hamlib's dummy rig, PTT by CAT) on a free port."""
+    async with hamlib_rigctld("-P", "RIG") as port:
+        yield port
+
+
+@contextlib.asynccontextmanager
+async def hamlib_rigctld(*options: str) -> AsyncIterator[int]:
     binary = require("rigctld")
     require("rigctl")
     port = free_port()
@@ -98,8 +104,7 @@ async def rigctld() -> AsyncIterator[int]:
         binary,
         "-m",
         "1",
-        "-P",
-        "RIG",
+        *options,
         "-T",
         "127.0.0.1",
         "-t",
@@ -326,6 +331,27 @@ async def test_unknown_channel_is_a_detail_not_a_crash(rigctld: int) -> None:
         await eventually(lambda: (s := latest(bus)) is not None and "nowhere" in s.detail)
         assert not task.done()
         assert await rigctl(rigctld, "f") == ["144390000"]
+
+
+async def test_a_rigctld_without_cat_ptt_is_reported_and_still_tuned(caplog: Any) -> None:
+    # Without -P RIG hamlib's dummy refuses T (RPRT -1) and t (RPRT -11).
+    async with hamlib_rigctld() as port:
+        bus = Bus()
+        transceiver = rig_transceiver(port, poll_interval=0.05)
+        async with running(transceiver, bus) as task:
+            await eventually(lambda: (s := latest(bus)) is not None and s.channel == "aprs")
+            assert await rigctl(port, "f") == ["144390000"]
+            with pytest.raises(PttError, match="RPRT -1"):
+                async with transceiver.transmitting(0.1):
+                    pass
+            await eventually(lambda: transceiver.errors >= 4)  # polls go on, refused each time
+            state = latest(bus)
+            assert state is not None
+            assert state.rig_online
+            assert "RPRT" in state.detail
+            assert not task.done()
+    refusals = [r for r in caplog.records if "RPRT -11" in r.getMessage()]
+    assert len(refusals) == 1  # warned once
 
 
 # -- an unreachable rig ---------------------------------------------------------------------
@@ -761,3 +787,31 @@ async def test_a_command_cancelled_mid_answer_never_shifts_the_next_answer(
         assert await client.get_ptt() is False  # not the late frequency read as "keyed"
     finally:
         await client.close()
+
+
+async def test_a_ptt_port_lost_mid_run_restarts_the_adapter() -> None:
+    bus = Bus()
+    transceiver = Transceiver(
+        GW,
+        ptt="serial:///dev/ttyUSB1?line=DTR",
+        rig=None,
+        plan=[],
+        default_channel=None,
+        tx_timeout=5.0,
+        poll_interval=0.05,
+    )
+    transceiver._serial_spec = SerialPttSpec("loop://", "DTR")
+    async with running(transceiver, bus) as task:
+        await eventually(lambda: transceiver._serial is not None and transceiver._running)
+        port = transceiver._serial
+        assert port is not None
+        assert port._serial is not None
+        port._serial.close()  # the USB adapter pulled out from under the hub
+        with pytest.raises(PttError, match="cannot key by DTR"):
+            async with transceiver.transmitting(0.1):
+                pass
+        with pytest.raises(AdapterNotReady, match="PTT port"):
+            await asyncio.wait_for(task, 10)
+    state = latest(bus)
+    assert state is not None
+    assert not state.ptt
