@@ -3,8 +3,8 @@
 For each configured gateway one transceiver (``radio.transceiver``; PTT and CAT control) and one
 gateway (``radio.gateway``; the KISS link, keyed through that transceiver) start on the
 supervisor, and one radio channel (``radio.channel``) carries dispatch's copies over all of them
-(``ops.dispatch.setup.add_channel``). With no gateway configured only the log, the view and the
-API run: the console shows an empty radio panel, never an error.
+(``ops.dispatch.setup.add_channel``). With no gateway configured only the directory, the log,
+the view and the API run: the console shows an empty radio panel, never an error.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from ops.radio.commands import RadioCommands
 from ops.radio.directory import Directory
 from ops.radio.log import LogWriter
 from ops.radio.view import RadioView
+from radio.channel import RadioChannel
+from radio.gateway import Gateway
+from radio.transceiver import ChannelPlan, Transceiver
 
 if TYPE_CHECKING:
     from ops.core.hub import HubContext
@@ -64,11 +67,6 @@ async def setup(hub: HubContext) -> None:
 
 def start_adapters(hub: HubContext, directory: Directory) -> None:
     """One transceiver and one gateway per configured gateway, and the radio channel."""
-    # Imported here: a hub without gateways never loads the link and rig code.
-    from radio.channel import RadioChannel  # noqa: PLC0415
-    from radio.gateway import Gateway  # noqa: PLC0415
-    from radio.transceiver import ChannelPlan, Transceiver  # noqa: PLC0415
-
     cfg = hub.config.radio
     gateways: list[Gateway] = []
     for gateway_cfg in cfg.gateways:
