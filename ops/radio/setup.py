@@ -62,13 +62,25 @@ async def setup(hub: HubContext) -> None:
     hub.supervisor.start(directory)
     hub.supervisor.start(log)
     if cfg.gateways:
-        start_adapters(hub, directory)
+        on_air = start_adapters(hub, directory)
+
+        async def stop_on_air() -> None:
+            # Before the last flush (LIFO): the final unkeying at shutdown is logged too.
+            for name in on_air:
+                await hub.supervisor.stop(name)
+
+        hub.on_stop(stop_on_air)
 
 
-def start_adapters(hub: HubContext, directory: Directory) -> None:
-    """One transceiver and one gateway per configured gateway, and the radio channel."""
+def start_adapters(hub: HubContext, directory: Directory) -> list[str]:
+    """One transceiver and one gateway per configured gateway, and the radio channel.
+
+    Returns the adapters' names in the order to stop them: the channel, then the links, then
+    the transceivers (which unkey as they stop).
+    """
     cfg = hub.config.radio
     gateways: list[Gateway] = []
+    transceivers: list[Transceiver] = []
     for gateway_cfg in cfg.gateways:
         transceiver = Transceiver(
             gateway_cfg.id,
@@ -97,15 +109,15 @@ def start_adapters(hub: HubContext, directory: Directory) -> None:
         hub.supervisor.start(transceiver)
         hub.supervisor.start(gateway)
         gateways.append(gateway)
-    add_channel(
-        hub,
-        RadioChannel(
-            hub.bus,
-            gateways,
-            directory,
-            callsign=cfg.callsign,
-            tocall=cfg.tocall,
-            path=cfg.path,
-            retry=cfg.retry,
-        ),
+        transceivers.append(transceiver)
+    channel = RadioChannel(
+        hub.bus,
+        gateways,
+        directory,
+        callsign=cfg.callsign,
+        tocall=cfg.tocall,
+        path=cfg.path,
+        retry=cfg.retry,
     )
+    add_channel(hub, channel)
+    return [channel.name, *(g.name for g in gateways), *(t.name for t in transceivers)]
