@@ -3,8 +3,8 @@
 For each configured gateway one transceiver (``radio.transceiver``; PTT and CAT control) and one
 gateway (``radio.gateway``; the KISS link, keyed through that transceiver) start on the
 supervisor, and one radio channel (``radio.channel``) carries dispatch's copies over all of them
-(``ops.dispatch.setup.add_channel``). With no gateway configured only the log, the view and the
-API run: the console shows an empty radio panel, never an error.
+(``ops.dispatch.setup.add_channel``). With no gateway configured only the directory, the log,
+the view and the API run: the console shows an empty radio panel, never an error.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from ops.radio.commands import RadioCommands
 from ops.radio.directory import Directory
 from ops.radio.log import LogWriter
 from ops.radio.view import RadioView
+from radio.channel import RadioChannel
+from radio.gateway import Gateway
+from radio.transceiver import ChannelPlan, Transceiver
 
 if TYPE_CHECKING:
     from ops.core.hub import HubContext
@@ -59,18 +62,25 @@ async def setup(hub: HubContext) -> None:
     hub.supervisor.start(directory)
     hub.supervisor.start(log)
     if cfg.gateways:
-        start_adapters(hub, directory)
+        on_air = start_adapters(hub, directory)
+
+        async def stop_on_air() -> None:
+            # Before the last flush (LIFO): the final unkeying at shutdown is logged too.
+            for name in on_air:
+                await hub.supervisor.stop(name)
+
+        hub.on_stop(stop_on_air)
 
 
-def start_adapters(hub: HubContext, directory: Directory) -> None:
-    """One transceiver and one gateway per configured gateway, and the radio channel."""
-    # Imported here: a hub without gateways never loads the link and rig code.
-    from radio.channel import RadioChannel  # noqa: PLC0415
-    from radio.gateway import Gateway  # noqa: PLC0415
-    from radio.transceiver import ChannelPlan, Transceiver  # noqa: PLC0415
+def start_adapters(hub: HubContext, directory: Directory) -> list[str]:
+    """One transceiver and one gateway per configured gateway, and the radio channel.
 
+    Returns the adapters' names in the order to stop them: the channel, then the links, then
+    the transceivers (which unkey as they stop).
+    """
     cfg = hub.config.radio
     gateways: list[Gateway] = []
+    transceivers: list[Transceiver] = []
     for gateway_cfg in cfg.gateways:
         transceiver = Transceiver(
             gateway_cfg.id,
@@ -99,15 +109,15 @@ def start_adapters(hub: HubContext, directory: Directory) -> None:
         hub.supervisor.start(transceiver)
         hub.supervisor.start(gateway)
         gateways.append(gateway)
-    add_channel(
-        hub,
-        RadioChannel(
-            hub.bus,
-            gateways,
-            directory,
-            callsign=cfg.callsign,
-            tocall=cfg.tocall,
-            path=cfg.path,
-            retry=cfg.retry,
-        ),
+        transceivers.append(transceiver)
+    channel = RadioChannel(
+        hub.bus,
+        gateways,
+        directory,
+        callsign=cfg.callsign,
+        tocall=cfg.tocall,
+        path=cfg.path,
+        retry=cfg.retry,
     )
+    add_channel(hub, channel)
+    return [channel.name, *(g.name for g in gateways), *(t.name for t in transceivers)]

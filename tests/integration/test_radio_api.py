@@ -39,7 +39,14 @@ from radio.events import (
     RadioFrameLogged,
     TransceiverChanged,
 )
-from tests.fixtures.hub import ConfigFactory, LoginAs, WebClient, unique_name
+from radio.rigsim import RigctldServer
+from tests.fixtures.hub import (
+    TEST_RESTART_POLICY,
+    ConfigFactory,
+    LoginAs,
+    WebClient,
+    unique_name,
+)
 from tests.integration.units_support import add_unit, json_of
 from tests.polling import eventually
 
@@ -699,3 +706,43 @@ async def test_refused_commands_and_roles(
     await expect(technician, bulletins, {"group": "medic", "text": "x"}, 403, "forbidden")
     await expect(viewer, bulletins, {"group": "medic", "text": "x"}, 403, "forbidden")
     assert commands_seen == []
+
+
+async def test_shutdown_unkeys_and_logs_it(hub: Hub, make_hub_config: ConfigFactory) -> None:
+    """A room stopping while keyed by hand: the rig is unkeyed, and the log has both lines."""
+    gateway = unique_name("gw")
+    rig = RigctldServer()
+    await rig.start()
+    try:
+        config = make_hub_config(
+            radio={
+                "gateways": [
+                    {
+                        "id": gateway,
+                        "url": "tcp://127.0.0.1:9",
+                        "ptt": "rig",
+                        "rig": f"tcp://127.0.0.1:{rig.port}",
+                    }
+                ]
+            }
+        )
+        async with Hub(config, restart_policy=TEST_RESTART_POLICY) as room:
+            await eventually(
+                lambda: (
+                    (view := parts_of(room).view.gateway(gateway)) is not None
+                    and view.transceiver is not None
+                    and view.transceiver.rig_online
+                )
+            )
+            await parts_of(room).commands.key_transmitter(gateway, on=True, actor="test")
+            await eventually(lambda: rig.ptt)
+        assert not rig.ptt
+    finally:
+        await rig.stop()
+    async with hub.pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT text FROM radio_log WHERE gateway = $1 AND kind = 'ptt' ORDER BY id", gateway
+        )
+    texts: list[str] = [row["text"] for row in rows]
+    assert texts[0] == "PTT on"
+    assert texts[-1].startswith("PTT off")
