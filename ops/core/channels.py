@@ -15,7 +15,9 @@ Rules a channel follows (docs/dispatch.md, "Channels"):
   never dropped silently; the lease re-sends a copy whose command was lost anyway);
 - publish :class:`CopyTaken` when the copy enters the channel's queue (the lease then lasts until
   the copy's deadline) and :class:`CopySent` once it is on the air;
-- on :class:`CancelCopy` drop the copy if it is not on the air yet;
+- on :class:`CancelCopy` drop the copy if it is not on the air yet (a channel that keeps
+  re-sending copies already on the air, as radio does until the unit acknowledges, stops those
+  too: :class:`CopyQueue` tells it through ``on_cancel``);
 - a repeated command for the same ``copy_id`` and ``attempt`` is the same copy: send it once.
 
 :class:`CopyQueue` does all four for a channel; the channel only sends what it hands out.
@@ -33,6 +35,8 @@ from ops.core.bus import Overflow
 from ops.core.events import Envelope, Topic
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ops.core.bus import Bus, Subscription
 
 #: The overflow policy of a channel's command subscription: alarm before anything is dropped.
@@ -211,6 +215,11 @@ class CopyQueue:
     the outbox and the ladder times them out. With ``report_taken`` each new copy is reported
     :class:`CopyTaken` at once (channels whose queue may outlast the lease: radio, satellite);
     a channel that sends within moments (MQTT) reports only :class:`CopySent`.
+
+    ``on_cancel`` is called with each :class:`CancelCopy` for a copy the queue no longer holds
+    (handed out already, or never seen): a channel that keeps retrying copies on the air until
+    the unit answers (radio) stops them there. The queue itself only drops copies still waiting.
+    It runs inside :meth:`get` / :meth:`poll`, so it must not block.
     """
 
     def __init__(
@@ -221,12 +230,14 @@ class CopyQueue:
         source: str,
         report_taken: bool,
         maxsize: int = COMMAND_QUEUE,
+        on_cancel: Callable[[CancelCopy], None] | None = None,
     ) -> None:
         self.channel = channel
         self.cancelled = 0
         self._bus = bus
         self._source = source
         self._report_taken = report_taken
+        self._on_cancel = on_cancel
         self._subscription: Subscription = bus.subscribe(
             [send_topic(channel), cancel_topic(channel)],
             maxsize=maxsize,
@@ -311,6 +322,8 @@ class CopyQueue:
         if isinstance(payload, CancelCopy):
             if self._pending.pop(payload.copy_id, None) is not None:
                 self.cancelled += 1
+            elif self._on_cancel is not None:
+                self._on_cancel(payload)
         elif isinstance(payload, SendCopy):
             if (payload.copy_id, payload.attempt) in self._sent:
                 return

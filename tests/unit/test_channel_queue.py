@@ -124,3 +124,20 @@ async def test_the_command_subscription_alarms_rather_than_drops_silently() -> N
         [subscription] = [s for s in bus.subscriptions if s.name == "radio-1"]
         assert subscription.overflow is Overflow.ALARM
     assert not [s for s in bus.subscriptions if s.name == "radio-1"]  # closed with the block
+
+
+async def test_a_cancel_for_a_copy_already_handed_out_reaches_the_channel() -> None:
+    bus = await bus_on_loop()
+    withdrawn: list[CancelCopy] = []
+    async with CopyQueue(
+        bus, "radio", source="radio-1", report_taken=True, on_cancel=withdrawn.append
+    ) as queue:
+        first, second = command(1), command(2)
+        send(bus, first)
+        send(bus, second)
+        assert await queue.get() == first  # on the air, retried by the channel until acked
+        cancel(bus, first)
+        cancel(bus, second)  # still waiting: the queue drops it, the channel never sees it
+        assert queue.poll() == 0
+        assert queue.cancelled == 1
+        assert [c.copy_id for c in withdrawn] == [1]
