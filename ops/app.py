@@ -34,6 +34,7 @@ from ops.devicehealth.setup import setup as devicehealth_setup
 from ops.dispatch.setup import add_channel
 from ops.dispatch.setup import setup as dispatch_setup
 from ops.intake.setup import setup as intake_setup
+from ops.radio.setup import setup as radio_setup
 from ops.shifts.setup import setup as shifts_setup
 
 _LOGGER = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def domain_services() -> list[DomainSetup]:
         intake_setup,
         devicehealth_setup,
         dispatch_setup,
+        radio_setup,
         mqtt_app_channel_setup,
         shifts_setup,
     ]

@@ -68,7 +68,7 @@ WALL_SCREEN_KIND = "wall_screen"
 SCREEN_ACCOUNT_PREFIX = "wall:"
 #: Console panel modules other parts of the hub may ship as ``static/js/<name>.js``; each one
 #: present is mounted into the console region ``[data-panel=<name>]`` (see docs/console.md).
-PANEL_MODULES = ("cases", "units", "devices")
+PANEL_MODULES = ("cases", "units", "devices", "radio")
 # Natural Earth admin-1 outlines (public domain), shipped with the console's assets so the map
 # needs no network.
 BUILT_IN_PROVINCES = "map/indonesia-provinces.geojson"

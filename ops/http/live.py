@@ -38,6 +38,7 @@ from ops.http.errors import ApiError, error_body
 from ops.http.keys import HUB_KEY
 from ops.http.sessions import current_user
 from ops.http.websocket import SEND_BUFFER, refuse_cross_origin, shrink_send_buffer
+from radio.events import RADIO_FRAME
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -60,11 +61,13 @@ TOPIC_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 #: thousands a second in a large room (consoles follow the derived ``device.health`` and
 #: ``unit.moved`` instead), and the channels' commands and events carry whatever units send, as
 #: often as they send it (consoles follow what dispatch records of them). So a busy field, or a
-#: unit sending garbage on any channel, never gets a console disconnected.
+#: unit sending garbage on any channel, never gets a console disconnected. Radio frames likewise:
+#: consoles follow ``radio.logged``, the stored lines, in batches.
 FIREHOSE: tuple[Topic[Any] | str, ...] = (
     DEVICE_REPORTED,
     UNIT_POSITION_REPORTED,
     CHANNEL_EVENT,
+    RADIO_FRAME,
     send_topic("*").name,
     cancel_topic("*").name,
 )

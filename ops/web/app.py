@@ -24,6 +24,7 @@ from ops.http.routes import Api, check_declared, install
 from ops.web import auditing, auth, cases, health, live, openapi, pages, public, status
 from ops.web import devices as devices_web
 from ops.web import dispatch as dispatch_web
+from ops.web import radio as radio_web
 from ops.web import units as units_web
 from ops.web.devices_metrics import register_metrics as register_device_metrics
 from ops.web.metrics import create_registry
@@ -54,6 +55,7 @@ APIS: tuple[Api, ...] = (
     devices_web.api,
     units_web.api,
     dispatch_web.api,
+    radio_web.api,
     videowall_web.api,
 )
 

@@ -17,7 +17,16 @@ from ops.http.roles import PUBLIC
 from ops.http.routes import declared, served
 from ops.users import Role
 from ops.web.app import create_app
-from tests.fixtures.hub import LoginAs, WebClient, client_of, create_user, unique_name, wait_ready
+from tests.fixtures.hub import (
+    ConfigFactory,
+    LoginAs,
+    WebClient,
+    client_of,
+    create_user,
+    start_web_hub,
+    unique_name,
+    wait_ready,
+)
 from tests.integration.test_devices_health import simulated, state, until
 from tests.integration.test_web_auth import PROBES, Probe
 
@@ -376,8 +385,50 @@ async def _walk_walls(
     await check(supervisor, "DELETE", wall, wall_t, expect=204)
 
 
+async def _walk_radio(
+    make_hub_config: ConfigFactory, login_as: LoginAs, spec: dict[str, Any]
+) -> None:
+    """On a room of its own with a gateway: the log, a unit's thread and the three commands."""
+    check = _checker(spec)
+    gateway = {
+        "id": "north",
+        "url": "tcp://127.0.0.1:9",
+        "ptt": "rig",
+        "rig": "tcp://127.0.0.1:9",
+        "channels": [{"name": "APRS", "frequency": 144_390_000}],
+    }
+    config = make_hub_config(radio={"gateways": [gateway]})
+    async with start_web_hub(config) as (radio_hub, radio_served):
+        operator = await login_as(Role.OPERATOR, served=radio_served)
+        await check(operator, "GET", "/api/v1/radio/gateways", "/api/v1/radio/gateways")
+        gateway_t = "/api/v1/radio/gateways/{id}"
+        channel = {"channel": "APRS"}
+        path = "/api/v1/radio/gateways/north"
+        await check(
+            operator, "POST", f"{path}/channel", f"{gateway_t}/channel", json=channel, expect=202
+        )
+        await check(
+            operator, "POST", f"{path}/ptt", f"{gateway_t}/ptt", json={"on": False}, expect=202
+        )
+        bulletin = {"group": "medic", "text": "Apel pagi"}
+        bulletins = "/api/v1/radio/bulletins"
+        await check(operator, "POST", bulletins, bulletins, json=bulletin, expect=202)
+        unit_id = unique_name("u")
+        async with radio_hub.pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO units (id, callsign, name, kind, channels) "
+                "VALUES ($1, $1, 'Radio unit', 'medic', $2)",
+                unit_id,
+                [{"channel": "radio", "address": "YB9ZZZ-1"}],
+            )
+        thread_t = "/api/v1/radio/units/{unit_id}/thread"
+        await check(operator, "GET", f"/api/v1/radio/units/{unit_id}/thread", thread_t)
+        log = "/api/v1/radio/log"
+        await check(operator, "GET", f"{log}?gateway=north&kind=message", log)
+
+
 async def test_every_documented_success_is_met_by_a_real_answer(
-    hub: Hub, web_client: WebClient, login_as: LoginAs
+    hub: Hub, web_client: WebClient, login_as: LoginAs, make_hub_config: ConfigFactory
 ) -> None:
     """Every route is called as its probe says, each resource is walked through its successful
     answers, every answer is validated, and every documented 2xx (or 101) was among them."""
@@ -393,6 +444,7 @@ async def test_every_documented_success_is_met_by_a_real_answer(
         _walk_walls,
     ):
         await walk(hub, web_client, login_as, spec)
+    await _walk_radio(make_hub_config, login_as, spec)
     documented = {
         (method.upper(), path, int(status))
         for path, item in spec["paths"].items()

@@ -420,6 +420,22 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("POST", "/api/v1/dispatches/{order_id}/cancel"): Probe(
         "/api/v1/dispatches/000000000000/cancel", ok=404, body={"reason": "test"}
     ),
+    # Radio: this hub has no gateway, so commands get the gateway's 404 (a bulletin the 409).
+    ("GET", "/api/v1/radio/gateways"): Probe("/api/v1/radio/gateways"),
+    ("POST", "/api/v1/radio/gateways/{id}/channel"): Probe(
+        "/api/v1/radio/gateways/no-gw/channel", ok=404, body={"channel": "APRS"}
+    ),
+    ("POST", "/api/v1/radio/gateways/{id}/ptt"): Probe(
+        "/api/v1/radio/gateways/no-gw/ptt", ok=404, body={"on": False}
+    ),
+    ("POST", "/api/v1/radio/bulletins"): Probe(
+        "/api/v1/radio/bulletins", ok=409, body={"group": "medic", "text": "probe"}
+    ),
+    ("GET", "/api/v1/radio/log"): Probe("/api/v1/radio/log?limit=5"),
+    ("GET", "/api/v1/radio/log.csv"): Probe("/api/v1/radio/log.csv?limit=5"),
+    ("GET", "/api/v1/radio/units/{unit_id}/thread"): Probe(
+        "/api/v1/radio/units/no-unit/thread", ok=404
+    ),
     ("GET", "/api/v1/shifts/current"): Probe("/api/v1/shifts/current"),
     ("GET", "/devices"): Probe("/devices"),
     ("GET", "/api/v1/devices"): Probe("/api/v1/devices?state=offline"),

@@ -52,6 +52,8 @@ const STRINGS = {
     "dispatch.shift": "sif {shift}",
     "dispatch.shift_now": "Sif sekarang: {shift} ({span})",
     "dispatch.off_duty": "lepas dinas",
+    "dispatch.radio": "radio",
+    "dispatch.radio_thread": "Dijangkau lewat radio — buka percakapan radionya",
     "step.queued": "antre",
     "step.sent": "terkirim",
     "step.delivered": "diterima",
@@ -94,6 +96,8 @@ const STRINGS = {
     "dispatch.shift": "shift {shift}",
     "dispatch.shift_now": "Shift on now: {shift} ({span})",
     "dispatch.off_duty": "off duty",
+    "dispatch.radio": "radio",
+    "dispatch.radio_thread": "Reached by radio — open its radio thread",
     "step.queued": "queued",
     "step.sent": "sent",
     "step.delivered": "delivered",
@@ -113,8 +117,8 @@ const STRINGS = {
 
 /** Mount the panel; returns { refresh } for the shell. */
 export function mount(region, context) {
-  if (!document.querySelector('link[href="/static/css/units.css"]')) {
-    document.head.append(el("link", { rel: "stylesheet", href: "/static/css/units.css" }));
+  for (const sheet of ["/static/css/units.css", "/static/css/radio.css"]) {
+    if (!document.querySelector(`link[href="${sheet}"]`)) document.head.append(el("link", { rel: "stylesheet", href: sheet }));
   }
   const panel = new UnitsPanel(region, context);
   panel.start();
@@ -309,6 +313,7 @@ class UnitsPanel {
       el("span", { className: "badge", "aria-hidden": "true" }, STATUS_SHAPES[unit.status] ?? "•"),
       " ",
       el("strong", {}, unit.callsign ?? unit.id),
+      this.radioBadge(unit),
       ` ${this.t(`unit.${unit.status}`)}`,
       unit.shift ? el("span", { className: "muted unit-shift" }, ` · ${this.t("dispatch.shift", { shift: unit.shift })}`) : null,
       unit.on_duty === false ? el("span", { className: "off-duty" }, ` · ${this.t("dispatch.off_duty")}`) : null,
@@ -334,6 +339,23 @@ class UnitsPanel {
       row.append(" ", select);
     }
     return row;
+  }
+
+  /** "radio" on a unit reached by radio; it opens the unit's thread in the radio panel. */
+  radioBadge(unit) {
+    const channels = unit.channels ?? [];
+    if (!channels.some((channel) => (channel?.channel ?? channel) === "radio")) return null;
+    const badge = el(
+      "button",
+      { type: "button", className: "radio-badge", dataset: { radio: unit.id }, title: this.t("dispatch.radio_thread") },
+      el("span", { "aria-hidden": "true" }, "⌁ "),
+      this.t("dispatch.radio"),
+    );
+    badge.addEventListener("click", (event) => {
+      event.stopPropagation();
+      document.dispatchEvent(new CustomEvent("radio:thread", { detail: unit.id }));
+    });
+    return badge;
   }
 
   dispatchBlock() {
