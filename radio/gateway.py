@@ -392,20 +392,25 @@ class Gateway:
                 )
                 continue
             data = kiss.data_frame(payload, self.kiss_port)
-            if not await self._transmit_one(writer, data, airtime(len(payload))):
+            if not await self._transmit_one(writer, item, data, airtime(len(payload))):
                 await asyncio.sleep(KEY_RETRY)
-                continue
-            # Written: only now does it leave the queue (at least once, see the module).
-            if self._queue and self._queue[0] is item:
-                self._queue.popleft()
-            self.frames_out += 1
-            if item.log is not None:
-                self._publish_log(item.log)
-            if item.on_sent is not None:
-                item.on_sent()
+
+    def _written(self, item: _Outgoing) -> None:
+        """The frame is with the TNC: only now does it leave the queue (at least once).
+
+        Reported at once, not when its airtime ends: an answer heard while the transmitter is
+        still keyed comes after it, in the log and in dispatch's ladder.
+        """
+        if self._queue and self._queue[0] is item:
+            self._queue.popleft()
+        self.frames_out += 1
+        if item.log is not None:
+            self._publish_log(item.log)
+        if item.on_sent is not None:
+            item.on_sent()
 
     async def _transmit_one(
-        self, writer: asyncio.StreamWriter, data: bytes, seconds: float
+        self, writer: asyncio.StreamWriter, item: _Outgoing, data: bytes, seconds: float
     ) -> bool:
         """Write one frame, keyed if there is a keyer; False if it could not be keyed.
 
@@ -418,6 +423,7 @@ class Gateway:
         try:
             if self.keyer is None:
                 await self._write(writer, data, seconds)
+                self._written(item)
                 return True
             async with self.keyer.transmitting(seconds):
                 try:
@@ -425,6 +431,7 @@ class Gateway:
                 except (OSError, TimeoutError) as exc:
                     raise _WriteFailedError(exc) from exc
                 written = True
+                self._written(item)
                 await asyncio.sleep(seconds)
         except _WriteFailedError as failed:
             raise failed.error from None

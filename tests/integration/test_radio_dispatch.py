@@ -24,6 +24,7 @@ from db import units as unit_rows
 from ops.app import Hub
 from ops.dispatch.setup import parts_of
 from ops.radio.setup import parts_of as radio_parts
+from radio.rigsim import RigctldServer
 from radio.simulator import SimStation, SimulatedTnc, loop_route
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory
 from tests.integration.dispatch_support import app_for, running
@@ -38,7 +39,7 @@ RETRY = [0.5] * 20
 #: The room's station in these tests.
 ROOM = "YB0PSK"
 #: The simulated channel's rate: a frame is heard once its airtime is over, as on a real
-#: 1200-baud channel (the room logs a frame it sends when its airtime is over).
+#: 1200-baud channel.
 AIR_BAUD = 1200
 #: The simulator's seed: which messages a lossy unit misses is the same at every run.
 SEED = 7
@@ -63,18 +64,29 @@ async def radio_hub(
     *,
     dispatch: dict[str, Any] | None = None,
     pty: bool = False,
+    keyed: bool = False,
 ) -> AsyncIterator[tuple[Hub, SimulatedTnc]]:
     """A hub whose one gateway is a simulated TNC with ``stations`` on the air, linked up.
 
-    The TNC serves KISS over TCP, or with ``pty`` on a pseudo-terminal (a serial TNC).
+    The TNC serves KISS over TCP, or with ``pty`` on a pseudo-terminal (a serial TNC). With
+    ``keyed`` the room keys its transmitter through a rigctld for each frame's airtime, while
+    the simulated channel itself passes frames at once: answers come back while the room is
+    still keyed.
     """
     where: dict[str, Any] = {"pty": True} if pty else {"tcp": ("127.0.0.1", 0)}
-    async with SimulatedTnc(stations, seed=SEED, hub_callsign=ROOM, baud=AIR_BAUD, **where) as tnc:
+    gateway: dict[str, Any] = {"id": "sim"}
+    rig = RigctldServer() if keyed else None
+    if rig is not None:
+        where["rig"] = rig
+    baud = None if keyed else AIR_BAUD
+    async with SimulatedTnc(stations, seed=SEED, hub_callsign=ROOM, baud=baud, **where) as tnc:
+        if rig is not None:
+            gateway |= {"ptt": "rig", "rig": f"tcp://127.0.0.1:{rig.port}"}
         config = make_hub_config(
             radio={
                 "callsign": ROOM,
                 "retry": RETRY,
-                "gateways": [{"id": "sim", "url": tnc.url}],
+                "gateways": [{"url": tnc.url, **gateway}],
             },
             dispatch={
                 "radio_ack_timeout": 30.0,
@@ -126,13 +138,15 @@ def orders_heard(station: SimStation, order_id: str) -> list[str | None]:
     return [m.number for m in station.heard if m.text.startswith(f"#{order_id[:6]} ")]
 
 
-@pytest.mark.parametrize("pty", [False, True], ids=["tcp", "pty"])
+@pytest.mark.parametrize(
+    ("pty", "keyed"), [(False, False), (True, False), (False, True)], ids=["tcp", "pty", "keyed"]
+)
 async def test_an_order_reaches_the_unit_on_the_air_and_is_acknowledged(
-    make_hub_config: ConfigFactory, pty: bool
+    make_hub_config: ConfigFactory, pty: bool, keyed: bool
 ) -> None:
     spot = new_spot()
-    station = on_the_air(spot, 0.5)
-    async with radio_hub(make_hub_config, [station], pty=pty) as (hub, tnc):
+    station = on_the_air(spot, 0.5, ack_delay=0.0 if keyed else 0.2)
+    async with radio_hub(make_hub_config, [station], pty=pty, keyed=keyed) as (hub, tnc):
         unit_id = await radio_unit(hub, spot, station, 0.5)
         order_id = await dispatch(hub, await add_case(hub, spot), unit_id)
         await order_status(hub, order_id, "acknowledged")
