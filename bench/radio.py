@@ -8,7 +8,10 @@ same bytes:
 - ``radio_codec_frames_per_s``: frames turned into APRS packets (``KissDecoder`` → ``ax25.decode``
   → ``aprs.decode``), beside a raw read that only cuts the stream on FEND;
 - ``radio_kiss_frames_per_s``: the KISS stage alone (unescaping, type byte, bounds), beside the
-  same raw read.
+  same raw read;
+- ``radio_adapter_frames_per_s_pty``: frames written into a pty and decoded by a running gateway
+  adapter up to its callback, beside a raw read of the same bytes from the same kind of pty
+  through the same serial transport (``bench/radio_adapter.py``).
 
 A 1200-baud channel carries about four such frames per second, so either figure is a ceiling
 far above the air; the ratio says what each layer costs over touching the bytes at all.
@@ -16,10 +19,12 @@ far above the air; the ratio says what each layer costs over touching the bytes 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from bench.radio_adapter import adapter_figures
 from bench.report import Figure, emit, parser
 from radio import aprs, ax25, kiss
 
@@ -109,9 +114,6 @@ def main(quick: bool) -> list[Figure]:
         raw_rates.append(rate(raw_read, pieces, frames))
         kiss_rates.append(rate(kiss_only, pieces, frames))
         codec_rates.append(rate(full_codec, pieces, frames))
-    # The adapter figure joins these: the same stream written into a pty, read by the gateway
-    # adapter (radio.gateway.Gateway) up to its on_frame callback, beside a raw os.read of the
-    # same bytes from the same pty.
     return [
         Figure(
             name="radio_codec_frames_per_s",
@@ -127,6 +129,7 @@ def main(quick: bool) -> list[Figure]:
             baseline=max(raw_rates),
             higher_is_better=True,
         ),
+        *asyncio.run(adapter_figures(quick)),
     ]
 
 

@@ -5,7 +5,7 @@ twice in one run: once read raw from the slave side through the same asyncio ser
 (pyserial-asyncio-fast, no decoding: the floor of any adapter), once through a running
 :class:`~radio.gateway.Gateway` that unescapes, decodes AX.25 and hands every frame to a
 callback. ``adapter_figures`` is the part of ``bench/radio.py`` that measures the adapter;
-``python -m bench.radio_link_part`` runs it alone.
+``python -m bench.radio_adapter`` runs it alone.
 """
 
 from __future__ import annotations
