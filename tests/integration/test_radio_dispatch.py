@@ -24,6 +24,7 @@ from db import units as unit_rows
 from ops.app import Hub
 from ops.dispatch.setup import parts_of
 from ops.radio.setup import parts_of as radio_parts
+from radio import aprs
 from radio.rigsim import RigctldServer
 from radio.simulator import SimStation, SimulatedTnc, loop_route
 from tests.fixtures.hub import TEST_RESTART_POLICY, ConfigFactory
@@ -386,3 +387,49 @@ async def test_a_bulletin_reaches_the_units_of_its_group(make_hub_config: Config
     assert bulletin.text == "Apel siaga pukul 07.00"
     assert firefighter.bulletins == []
     assert volunteer.acked == []  # bulletins are never acknowledged
+
+
+async def test_free_text_from_a_unit_is_a_note_on_its_order_or_else_a_field_case(
+    make_hub_config: ConfigFactory,
+) -> None:
+    """A unit with no order reports a landslide: a field case at its position; once it has an
+    order, its text is a note on that order's case. A repeat of the same message (its ack was
+    lost) is acked again and acted on once."""
+    spot = new_spot()
+    station = on_the_air(spot, 0.5)
+    landslide = f"Longsor tutup jalan {secrets.token_hex(3)}"
+    progress = f"Korban dievakuasi {secrets.token_hex(3)}"
+    async with radio_hub(make_hub_config, [station]) as (hub, tnc):
+        unit_id = await radio_unit(hub, spot, station, 0.5)
+        report = aprs.Message(ROOM, landslide, "71")
+        for _ in range(2):  # the unit did not hear the room's ack and sends it again
+            await tnc.transmit(station, aprs.encode_message(report))
+
+        async def field_cases() -> list[Any]:
+            async with hub.pool.acquire() as conn:
+                return list(
+                    await conn.fetch(
+                        "SELECT id, channel, lat, lon, description FROM cases"
+                        " WHERE description LIKE '%' || $1 || '%'",
+                        landslide,
+                    )
+                )
+
+        await eventually(lambda: station.acks_heard.count("71") == 2, timeout=WAIT)
+        [case] = await eventually(field_cases, timeout=WAIT)
+        case_id = await add_case(hub, spot)
+        await order_status(hub, await dispatch(hub, case_id, unit_id), "acknowledged")
+        await tnc.transmit(station, aprs.encode_message(aprs.Message(ROOM, progress, "72")))
+
+        async def notes() -> list[str]:
+            async with hub.pool.acquire() as conn:
+                return list(
+                    await conn.fetch("SELECT body FROM case_notes WHERE case_id = $1", case_id)
+                )
+
+        [note] = await eventually(notes, timeout=WAIT)
+        # Dispatch handles a unit's events in order: the repeat came before the note's text.
+        assert len(await field_cases()) == 1
+    assert case["channel"] == "field"
+    assert (case["lat"], case["lon"]) == pytest.approx(spot.near(0.5))
+    assert note["body"] == f"[radio] {progress}"
