@@ -162,16 +162,9 @@ def _drift(name: str, value: float, rng: random.Random) -> float | int:
     return round(value * rng.uniform(0.95, 1.05), 2)
 
 
-#: The demo room's devices around central Jakarta: one of each kind that speaks MQTT.
+#: The demo room's devices around central Jakarta that speak MQTT (its radio gateway is a
+#: real one, on the simulated TNC: ops.demo).
 DEMO_DEVICES: tuple[FieldDevice, ...] = (
-    FieldDevice(
-        "rgw-monas",
-        "radio_gateway",
-        "Gateway HT Monas",
-        -6.1754,
-        106.8272,
-        figures={"last_frame_age_s": 4.0, "queue_depth": 0, "errors": 0},
-    ),
     FieldDevice(
         "sat-kemayoran",
         "satellite_terminal",
