@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Route, WebSocket, expect
 
 from ops.app import Hub
 from ops.users import Role
@@ -254,3 +254,43 @@ async def _walk_the_panel(  # noqa: PLR0915, PLR0917 - one walk through one room
     await expect(thread.locator("li[data-number='2']")).to_contain_text("diulang")
     await thread.scroll_into_view_if_needed()
     await keep_screenshot(page, "radio-panel", docs=True)
+
+
+async def test_a_line_logged_while_the_log_loads_is_not_lost(
+    make_hub_config: ConfigFactory, new_page: NewPage
+) -> None:
+    """The log page is what the database held when the hub read it; a line committed after
+    that arrives only over the live socket, maybe before the page's answer does. The answer
+    must not wipe it: the request is held here until the live line has reached the browser."""
+    call = "YD" + "".join(random.choices(string.ascii_uppercase + string.digits, k=4))  # noqa: S311
+    station = f"{call}-7"
+    text = f"Jembatan putus {unique_name('km')}"
+    heard: list[str] = []
+    held: asyncio.Queue[Route] = asyncio.Queue()
+
+    def on_socket(socket: WebSocket) -> None:
+        socket.on("framereceived", lambda payload: heard.append(str(payload)))
+
+    async def hold_filtered(route: Route) -> None:
+        # The panel's own first load may still be on its way: only the filtered one is held.
+        if "callsign=" in route.request.url:
+            await held.put(route)
+        else:
+            await route.continue_()
+
+    async with run_hub(make_hub_config()) as (hub, served):
+        username, password = await console_user(hub, Role.OPERATOR)
+        page = await new_page()
+        page.on("websocket", on_socket)
+        await sign_in(page, served, username, password)
+        panel = page.locator("[data-panel=radio]")
+        await page.route("**/api/v1/radio/log?*", hold_filtered)
+        await panel.locator("#radio-filter-callsign").fill(station)
+        await panel.locator(".radio-filters button[type=submit]").click()
+        route = await asyncio.wait_for(held.get(), timeout=10)
+        answer = await route.fetch()  # the hub's answer now: the line is not in the database yet
+        hub.bus.publish(RADIO_FRAME, frame("gw-late", station, text=text), source="test")
+        await eventually(lambda: any(text in payload for payload in heard))
+        await route.fulfill(response=answer)
+        await expect(panel.locator(".radio-lines")).to_contain_text(text)
+        await page.unroute("**/api/v1/radio/log?*")

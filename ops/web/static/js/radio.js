@@ -238,7 +238,7 @@ class RadioPanel {
   async loadLog(before = null) {
     try {
       const page = await this.ctx.api.api("GET", `/api/v1/radio/log?${this.query({ limit: PAGE, before_id: before })}`);
-      this.lines = before === null ? page.lines : [...this.lines, ...page.lines];
+      this.lines = before === null ? this.withLive(page.lines) : [...this.lines, ...page.lines];
       this.nextBefore = page.next_before_id;
       this.paged = before !== null;
     } catch (error) {
@@ -285,6 +285,18 @@ class RadioPanel {
       if (want.includes("-") ? call !== want : call.split("-")[0] !== want) return false;
     }
     return true;
+  }
+
+  /** A first page, plus the matching lines that arrived live while it was fetched.
+   *
+   * The page is what the database held when the hub read it; a line committed after that came
+   * only over the live socket, maybe while the request was in flight. Ids grow with commits, so
+   * a matching line newer than the page's newest (or any, when the page is empty) is such a one.
+   */
+  withLive(lines) {
+    const newest = lines.length ? lines[0].id : -Infinity;
+    const live = this.lines.filter((row) => row.id > newest && this.matches(row));
+    return [...live, ...lines];
   }
 
   logged(rows) {
