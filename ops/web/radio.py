@@ -131,33 +131,10 @@ class GatewayOut(Out):
             ptt="serial" if cfg.ptt.startswith("serial:") else cfg.ptt,  # type: ignore[arg-type]
             has_rig=view.has_rig,
             tx_timeout=cfg.tx_timeout,
-            channels=[
-                ChannelPlanOut(name=p.name, frequency=p.frequency, mode=p.mode)
-                for p in cfg.channels
-            ],
+            channels=[ChannelPlanOut.model_validate(plan) for plan in cfg.channels],
             default_channel=cfg.default_channel,
-            link=None
-            if link is None
-            else LinkOut(
-                link=link.link,
-                detail=link.detail,
-                frames_in=link.frames_in,
-                frames_out=link.frames_out,
-                decode_errors=link.decode_errors,
-                transmit_queue=link.transmit_queue,
-                last_heard=link.last_heard,
-                channel_busy=link.channel_busy,
-            ),
-            transceiver=None
-            if rig is None
-            else TransceiverOut(
-                rig_online=rig.rig_online,
-                channel=rig.channel,
-                frequency=rig.frequency,
-                mode=rig.mode,
-                ptt=rig.ptt,
-                detail=rig.detail,
-            ),
+            link=None if link is None else LinkOut.model_validate(link),
+            transceiver=None if rig is None else TransceiverOut.model_validate(rig),
         )
 
 
