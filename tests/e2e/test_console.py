@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
 from typing import Any
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Route, expect
 
 from ops.app import Hub
 from ops.core.config import Config
@@ -102,6 +103,32 @@ async def test_a_case_created_through_the_api_appears_in_the_queue_and_on_the_ma
     await page.click(".leaflet-control-zoom-out")  # a wider view of the city for the picture
     await page.wait_for_timeout(350)  # the zoom animation
     await keep_screenshot(page, "console", docs=True)
+
+
+async def test_a_case_opened_while_the_queue_loads_is_not_wiped_by_the_older_snapshot(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    """The queue's first page, taken before the case was filed, answers after its live event."""
+    hub, served = served_hub
+    username, password = await console_user(hub, Role.OPERATOR)
+    page = await new_page()
+    held: asyncio.Queue[Route] = asyncio.Queue()
+
+    async def hold_queue(route: Route) -> None:
+        await held.put(route)
+
+    await page.route("**/api/v1/cases?status=open*", hold_queue)
+    await sign_in(page, served, username, password)
+    route = await asyncio.wait_for(held.get(), timeout=10)
+    answer = await route.fetch()  # the open queue as it is now, without the case below
+    created = await create_case(served, username, password, CASES[1])
+    # Drawn by the live event before the snapshot came in, and still there once it is drawn.
+    item = page.locator(f"#queue [data-case='{created['id']}']")
+    await expect(item).to_contain_text(created["number"])
+    await route.fulfill(response=answer)
+    await page.unroute("**/api/v1/cases?status=open*")
+    await expect(page.locator("body")).to_have_attribute("data-snapshots", "1")
+    await expect(item).to_contain_text(created["number"])
 
 
 async def test_an_expired_session_returns_to_sign_in_and_keeps_what_was_typed(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import APIResponse, Route, expect
 
 from db import health_samples
 from devices.mqtt.simulator import SimulatedDevice
@@ -76,6 +77,49 @@ async def test_a_technician_watches_a_device_fail_acknowledges_and_commands(
         await page.click("[data-lang=en]")
         await expect(row.locator(".state")).to_have_text("offline")
         await expect(alarm).to_contain_text(f"Acknowledged by {username}")
+
+
+async def test_an_alarm_raised_while_the_lists_load_is_not_wiped_by_the_older_list(
+    device_hub_config: ConfigFactory, new_page: NewPage
+) -> None:
+    """The page's first list of alarms, taken before the device fell, answers after the alarm."""
+    async with run_hub(device_hub_config(devices={"hysteresis": 0.2})) as (hub, served):
+        host, port = hub.config.mqtt.host_port
+        device = SimulatedDevice(
+            host,
+            port,
+            hub.config.mqtt.prefix,
+            unique_name("sensor"),
+            interval=None,
+            config={"kind": "mqtt_sensor", "name": "Pos Pantau Banjir Kanal", "site": "Semarang"},
+        )
+        await device.start()
+        await eventually(lambda: device.device_id in service_of(hub).service.devices)
+        username, password = await console_user(hub, Role.TECHNICIAN)
+        page = await new_page()
+        await sign_in(page, served, username, password)
+        first: asyncio.Queue[tuple[Route, APIResponse]] = asyncio.Queue()
+        held = False
+
+        async def hold_first(route: Route) -> None:
+            nonlocal held
+            if held:  # later lists (a device the page does not know yet) go straight through
+                await route.continue_()
+                return
+            held = True
+            await first.put((route, await route.fetch()))  # the active alarms as they are now
+
+        await page.route("**/api/v1/alarms?status=active*", hold_first)
+        await page.goto(served.url + "/devices")
+        route, answer = await asyncio.wait_for(first.get(), timeout=10)
+        await device.crash()
+        alarm = page.locator("#alarms li", has_text=device.device_id)
+        await expect(alarm).to_contain_text("offline")
+        refreshes = int(await page.locator("body").get_attribute("data-refreshes") or 0)
+        await route.fulfill(response=answer)
+        await page.unroute("**/api/v1/alarms?status=active*")
+        await expect(page.locator("body")).to_have_attribute("data-refreshes", str(refreshes + 1))
+        await expect(alarm).to_contain_text("offline")
 
 
 async def test_the_page_without_a_session_points_to_the_console(

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import APIResponse, Route, expect
 
 from devices.mqtt.unitapp import UnitApp
 from ops.app import Hub
@@ -25,6 +25,7 @@ from ops.web.app import Served
 from tests.e2e.conftest import NewPage, console_user, keep_screenshot, sign_in
 from tests.fixtures.hub import client_of, log_in, unique_name
 from tests.integration.units_support import Spot, add_unit, json_of, new_spot, signed_in
+from tests.polling import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.broker]
 
@@ -314,6 +315,38 @@ async def test_an_operator_records_an_acknowledgement_by_hand(
     assert body["status"] == "acknowledged"
     assert [(a["unit"], a["status"]) for a in body["assignments"]] == [(unit_id, "acknowledged")]
     assert unit["status"] == "en_route"
+
+
+async def test_an_order_sent_while_the_open_orders_load_stays_in_the_list(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    """The panel's list of open orders, taken before the order was sent, answers after it."""
+    hub, served = served_hub
+    username, password = await console_user(hub, Role.OPERATOR)
+    spot = new_spot()
+    unit_id = await add_unit(hub, kind="fire", at=spot.near(0.5), skills=("firefighting",))
+    page = await new_page()
+    held: list[tuple[Route, APIResponse]] = []
+
+    async def hold_orders(route: Route) -> None:
+        held.append((route, await route.fetch()))  # the open orders as they are now
+
+    await page.route("**/api/v1/dispatches?open=true*", hold_orders)
+    await sign_in(page, served, username, password)
+    panel = page.locator("[data-panel=units]")
+    # Both asked before the order below: when the panel mounts, and with the first snapshot.
+    await eventually(lambda: len(held) == 2)
+    case = await fire_case(served, username, password, spot)
+    panel, order, _ = await dispatch_from_panel(page, case["id"], unit_id)
+    # Sent, and nothing more to hear of it until the crew answers.
+    await expect(order.locator(".ladder li[data-channel=mqtt]")).to_have_attribute(
+        "data-state", "sent"
+    )
+    for route, answer in held:
+        await route.fulfill(response=answer)
+    await page.unroute("**/api/v1/dispatches?open=true*")
+    await expect(panel).to_have_attribute("data-refreshes", "2")
+    await expect(order).to_contain_text(f"{unit_id} menunggu konfirmasi")
 
 
 async def test_an_operator_cancels_an_order_with_a_reason_and_the_unit_is_free_again(

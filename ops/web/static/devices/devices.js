@@ -63,36 +63,67 @@ function showLive() {
 
 // -- data -----------------------------------------------------------------------------------
 
+// One refresh at a time: another asked for meanwhile (a device not listed yet, a reconnect) runs
+// once after it. Events heard while a list is on its way are folded in again on top of it, so a
+// list taken before an event cannot undo it.
+let refreshing = false;
+let again = false;
+let heard = [];
+
 async function refresh() {
-  const [list, alarms] = await Promise.all([
-    api("GET", "/api/v1/devices"),
-    api("GET", "/api/v1/alarms?status=active&limit=500"),
-  ]);
-  state.devices = new Map(list.devices.map((device) => [device.id, device]));
-  state.alarms = new Map(alarms.alarms.map((alarm) => [alarm.id, alarm]));
+  if (refreshing) {
+    again = true;
+    return;
+  }
+  refreshing = true;
+  try {
+    do {
+      again = false;
+      heard = [];
+      const [list, alarms] = await Promise.all([
+        api("GET", "/api/v1/devices"),
+        api("GET", "/api/v1/alarms?status=active&limit=500"),
+      ]);
+      state.devices = new Map(list.devices.map((device) => [device.id, device]));
+      state.alarms = new Map(alarms.alarms.map((alarm) => [alarm.id, alarm]));
+      for (const message of heard) merge(message);
+    } while (again);
+  } finally {
+    refreshing = false;
+    heard = [];
+  }
   fillFilters();
   renderList();
   renderAlarms();
+  // How many lists the page has drawn: whoever waits on one (a test) can tell it is in.
+  document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes ?? 0) + 1);
   if (state.selected) await openDetail(state.selected);
+}
+
+/** Fold one event into the state; false for a device the list does not hold yet. */
+function merge(message) {
+  const payload = message.payload;
+  if (message.topic === "device.health") {
+    const known = state.devices.get(payload.device_id);
+    if (!known) return false;
+    Object.assign(known, { state: payload.state, reason: payload.reason, figures: payload.figures });
+  } else if (message.topic === "device.alarm") {
+    if (payload.status === "cleared") state.alarms.delete(payload.id);
+    else state.alarms.set(payload.id, { ...state.alarms.get(payload.id), ...payload });
+  }
+  return true;
 }
 
 function applyEvent(message) {
   const payload = message.payload;
-  if (message.topic === "device.health") {
-    const known = state.devices.get(payload.device_id);
-    if (!known) {
-      refresh();
-      return;
-    }
-    Object.assign(known, { state: payload.state, reason: payload.reason, figures: payload.figures });
-    renderList();
-    if (state.selected === payload.device_id) openDetail(payload.device_id);
-  } else if (message.topic === "device.alarm") {
-    if (payload.status === "cleared") state.alarms.delete(payload.id);
-    else state.alarms.set(payload.id, { ...state.alarms.get(payload.id), ...payload });
-    renderAlarms();
-    if (state.selected === payload.device_id) openDetail(payload.device_id);
+  if (refreshing) heard.push(message);
+  if (!merge(message)) {
+    refresh();
+    return;
   }
+  if (message.topic === "device.health") renderList();
+  else if (message.topic === "device.alarm") renderAlarms();
+  if (state.selected === payload.device_id) openDetail(payload.device_id);
 }
 
 // -- list -----------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ let wasOpen = false; // the live socket was open in this session: connecting aga
 let liveLost = false;
 let needsSnapshot = false;
 let clockTimer = null;
+let snapshots = 0; // snapshots of the hub taken and drawn since the page opened
 
 const feed = new LiveFeed({
   onState: showLive,
@@ -162,10 +163,14 @@ async function refreshStatus() {
 
 async function refreshAll() {
   await Promise.allSettled([refreshStatus(), store.load(), walls?.load()]);
+  snapshots += 1;
+  renderPanels();
   for (const panel of mounted.values()) panel?.refresh?.();
 }
 
 const renderPanels = throttled(() => {
+  // How many snapshots the panels have drawn: a page (or a test) can tell the first load is in.
+  document.body.dataset.snapshots = String(snapshots);
   queue?.render();
   queue?.select(selectedCase);
   map?.render();

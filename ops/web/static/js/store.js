@@ -83,30 +83,42 @@ export class Store extends EventTarget {
     this.fetching = new Set();
     this.caseFetches = new Map(); // case id -> true when another fetch is wanted after this one
     this.casesCapped = false;
+    // Live events heard while a snapshot is on its way: a snapshot taken before an event would
+    // otherwise wipe it (a case opened while the console loads would be missing from the queue).
+    this.loads = 0;
+    this.heard = [];
     // name -> true (served), false (absent on this hub), null (not asked yet)
     this.available = { cases: null, devices: null, units: null, alerts: null, centers: null, alarms: null };
   }
 
   /** Fetch every source the hub serves; absent ones stay empty and marked unavailable. */
   async load() {
-    await Promise.all(
-      Object.entries(SOURCES).map(async ([name, path]) => {
-        let body;
-        try {
-          body = typeof path === "function" ? await path(this) : await api.optional(path);
-        } catch (error) {
-          if (error.status === 401) throw error;
-          return; // a transient failure keeps what we had
-        }
-        this.available[name] = body !== null;
-        const map = this[name];
-        map.clear();
-        for (const item of items(body, name)) {
-          const id = idOf(item);
-          if (id) map.set(id, item);
-        }
-      }),
-    );
+    this.loads += 1;
+    try {
+      await Promise.all(
+        Object.entries(SOURCES).map(async ([name, path]) => {
+          let body;
+          try {
+            body = typeof path === "function" ? await path(this) : await api.optional(path);
+          } catch (error) {
+            if (error.status === 401) throw error;
+            return; // a transient failure keeps what we had
+          }
+          this.available[name] = body !== null;
+          const map = this[name];
+          map.clear();
+          for (const item of items(body, name)) {
+            const id = idOf(item);
+            if (id) map.set(id, item);
+          }
+          // In the order heard, so the last word on an item is the newest.
+          for (const message of this.heard) this.merge(message);
+        }),
+      );
+    } finally {
+      this.loads -= 1;
+      if (!this.loads) this.heard = [];
+    }
     this.changed("load");
   }
 
@@ -129,6 +141,11 @@ export class Store extends EventTarget {
 
   /** Apply one live event; returns true if it changed what is shown. */
   apply(message) {
+    if (this.loads) this.heard.push(message);
+    return this.merge(message);
+  }
+
+  merge(message) {
     const { topic, payload } = message;
     if (!payload || typeof payload !== "object") return false;
     if (CASE_TOPICS.has(topic)) {

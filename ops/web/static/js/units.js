@@ -139,6 +139,10 @@ class UnitsPanel {
     this.dispatchKey = null;
     this.listHeld = false;
     this.orders = new Map();
+    // Orders changed here while the open orders are on their way, so the list cannot undo them.
+    this.refreshing = 0;
+    this.refreshes = 0; // refreshes answered, shown on the panel for whoever waits on one
+    this.changedOrders = new Set();
     this.recommendation = null;
     this.stats = null;
     this.notice = null;
@@ -167,27 +171,44 @@ class UnitsPanel {
   }
 
   async refresh() {
+    this.refreshing += 1;
     try {
       const [body, stats, shift] = await Promise.all([
         this.ctx.api.api("GET", "/api/v1/dispatches?open=true&limit=50"),
         this.ctx.api.api("GET", "/api/v1/positions/stats"),
         this.ctx.api.api("GET", "/api/v1/shifts/current"),
       ]);
-      this.orders = new Map(body.orders.map((order) => [order.id, order]));
+      const orders = new Map(body.orders.map((order) => [order.id, order]));
+      for (const id of this.changedOrders) {
+        if (this.orders.has(id)) orders.set(id, this.orders.get(id));
+        else orders.delete(id);
+      }
+      this.orders = orders;
       this.stats = stats;
       this.shift = shift;
     } catch (error) {
       this.notice = { error: true, text: error.message };
+    } finally {
+      this.refreshing -= 1;
+      this.refreshes += 1;
+      if (!this.refreshing) this.changedOrders.clear();
     }
     this.render();
+  }
+
+  /** An order as an answer or a fetch gave it now; null: it is gone. */
+  keepOrder(id, order) {
+    if (order) this.orders.set(id, order);
+    else this.orders.delete(id);
+    if (this.refreshing) this.changedOrders.add(id);
   }
 
   async reloadOrder(orderId) {
     try {
       const order = await this.ctx.api.api("GET", `/api/v1/dispatches/${encodeURIComponent(orderId)}`);
-      this.orders.set(order.id, order);
+      this.keepOrder(order.id, order);
     } catch (error) {
-      if (error.status === 404) this.orders.delete(orderId);
+      if (error.status === 404) this.keepOrder(orderId, null);
     }
     this.render();
   }
@@ -223,6 +244,7 @@ class UnitsPanel {
     }
     this.ordersHead.textContent = this.t("dispatch.orders");
     keepingFocus(this.ordersBox, () => this.ordersBox.replaceChildren(this.orderList()));
+    this.region.dataset.refreshes = String(this.refreshes);
   }
 
   filterControls() {
@@ -491,7 +513,7 @@ class UnitsPanel {
         auto_escalate: autoEscalate,
         ...extra,
       });
-      this.orders.set(order.id, order);
+      this.keepOrder(order.id, order);
       this.recommendation = null;
       this.recommended += 1;
       this.notice = { error: false, text: this.t("dispatch.sent", { id: order.id }) };
@@ -504,7 +526,7 @@ class UnitsPanel {
   async acknowledge(orderId, unit) {
     try {
       const answer = await this.ctx.api.api("POST", `/api/v1/dispatches/${encodeURIComponent(orderId)}/acknowledge`, { unit });
-      this.orders.set(orderId, answer.order);
+      this.keepOrder(orderId, answer.order);
     } catch (error) {
       this.notice = { error: true, text: error.message };
     }
@@ -516,7 +538,7 @@ class UnitsPanel {
     if (!reason) return;
     try {
       const order = await this.ctx.api.api("POST", `/api/v1/dispatches/${encodeURIComponent(orderId)}/cancel`, { reason });
-      this.orders.set(orderId, order);
+      this.keepOrder(orderId, order);
     } catch (error) {
       this.notice = { error: true, text: error.message };
     }
