@@ -12,6 +12,10 @@ export class ApiError extends Error {
 let unauthorized = null;
 let generation = 0;
 
+/** A call the hub has not answered by then has failed: nothing waits on the network forever. */
+const TIMEOUT_MS = 30000;
+const timedOut = () => new ApiError(0, "timeout", `no answer from the hub in ${TIMEOUT_MS / 1000} s`);
+
 /** The session began or ended on purpose: a 401 to a call made before means nothing now. */
 export function sessionChanged() {
   generation += 1;
@@ -24,7 +28,12 @@ export function onUnauthorized(handler) {
 
 /** Call the API; resolve with the parsed body (null for 204), reject with an ApiError. */
 export async function api(method, path, body = undefined) {
-  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+  const init = {
+    method,
+    credentials: "same-origin",
+    headers: { Accept: "application/json" },
+    signal: AbortSignal.timeout(TIMEOUT_MS),
+  };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -34,13 +43,15 @@ export async function api(method, path, body = undefined) {
   try {
     response = await fetch(path, init);
   } catch (error) {
+    if (error.name === "TimeoutError") throw timedOut();
     throw new ApiError(0, "network_error", String(error));
   }
   if (response.status === 204) return null;
   let data = null;
   try {
     data = await response.json();
-  } catch {
+  } catch (error) {
+    if (error.name === "TimeoutError") throw timedOut();
     // Not JSON: only possible from something in front of the hub.
   }
   if (!response.ok) {
