@@ -9,11 +9,10 @@ import pytest
 from playwright.async_api import APIResponse, Route, expect
 
 from db import health_samples
-from devices.mqtt.simulator import SimulatedDevice
 from ops.devicehealth import service_of
 from ops.users import Role
 from tests.e2e.conftest import NewPage, console_user, keep_screenshot, run_hub, sign_in
-from tests.fixtures.devices import register_device
+from tests.fixtures.devices import register_device, river_sensor
 from tests.fixtures.hub import ConfigFactory, unique_name
 from tests.polling import eventually
 
@@ -25,16 +24,7 @@ async def test_a_technician_watches_a_device_fail_acknowledges_and_commands(
 ) -> None:
     config = device_hub_config(devices={"hysteresis": 0.2, "sample_every": 0.0})
     async with run_hub(config) as (hub, served):
-        host, port = hub.config.mqtt.host_port
-        device = SimulatedDevice(
-            host,
-            port,
-            hub.config.mqtt.prefix,
-            unique_name("sensor"),
-            interval=None,
-            config={"kind": "mqtt_sensor", "name": "Pos Pantau Kali Garang", "site": "Semarang"},
-        )
-        await device.start()
+        device = await river_sensor(hub, "Pos Pantau Kali Garang", "Semarang")
         parts = service_of(hub)
 
         def battery() -> object:
@@ -84,16 +74,7 @@ async def test_an_alarm_raised_while_the_lists_load_is_not_wiped_by_the_older_li
 ) -> None:
     """The page's first list of alarms, taken before the device fell, answers after the alarm."""
     async with run_hub(device_hub_config(devices={"hysteresis": 0.2})) as (hub, served):
-        host, port = hub.config.mqtt.host_port
-        device = SimulatedDevice(
-            host,
-            port,
-            hub.config.mqtt.prefix,
-            unique_name("sensor"),
-            interval=None,
-            config={"kind": "mqtt_sensor", "name": "Pos Pantau Banjir Kanal", "site": "Semarang"},
-        )
-        await device.start()
+        device = await river_sensor(hub, "Pos Pantau Banjir Kanal", "Semarang")
         await eventually(lambda: device.device_id in service_of(hub).service.devices)
         username, password = await console_user(hub, Role.TECHNICIAN)
         page = await new_page()

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from devices.mqtt.simulator import SimulatedDevice
 from ops.app import Hub
 from ops.core.config import Config
 from ops.users import Role
@@ -22,7 +21,8 @@ from tests.e2e.conftest import (
     sign_in,
 )
 from tests.e2e.test_console import CASES, create_case
-from tests.fixtures.hub import ConfigFactory, client_of, log_in, unique_name
+from tests.fixtures.devices import river_sensor
+from tests.fixtures.hub import ConfigFactory, client_of, log_in
 from tests.polling import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.broker]
@@ -383,16 +383,7 @@ async def test_open_device_alarms_reach_the_console_and_the_wall_and_escalations
         wall = _wall_name()
         layout = {"rows": 1, "columns": 2, "tiles": [{"kind": "kpis"}, {"kind": "devices"}]}
         await _api(served, *supervisor, "PUT", f"/api/v1/walls/{wall}", body=layout)
-        host, port = hub.config.mqtt.host_port
-        device = SimulatedDevice(
-            host,
-            port,
-            hub.config.mqtt.prefix,
-            unique_name("sensor"),
-            interval=None,
-            config={"kind": "mqtt_sensor", "name": "Pos Pantau Kali Angke", "site": "Jakarta"},
-        )
-        await device.start()
+        device = await river_sensor(hub, "Pos Pantau Kali Angke", "Jakarta")
         await device.send_telemetry({"battery_pct": 80, "rssi_dbm": -60})
         console = await new_page()
         await sign_in(console, served, *supervisor)
