@@ -168,20 +168,45 @@ async function refreshAll() {
   for (const panel of mounted.values()) panel?.refresh?.();
 }
 
-const renderPanels = throttled(() => {
+// What each kind of live change redraws. A unit's position report (many a second in a busy
+// room) must not rebuild the queue, the case and every list: only its marker, its list and the
+// figures. Anything else (a snapshot, the clock, the language) redraws everything.
+const PARTS = ["queue", "map", "case", "kpis", "units", "devices", "alerts", "alarms"];
+const PARTS_BY_TOPIC = [
+  ["case.", ["queue", "map", "case", "kpis"]],
+  ["unit.", ["map", "kpis", "units"]],
+  ["device.health", ["map", "kpis", "devices", "alarms"]],
+  ["device.registered", ["map", "devices", "alarms"]],
+  ["device.alarm", ["kpis", "alarms"]],
+  ["alert.", ["map", "alerts"]],
+];
+let dirty = new Set();
+
+const drawPanels = throttled(() => {
+  const parts = dirty;
+  dirty = new Set();
   // How many snapshots the panels have drawn: a page (or a test) can tell the first load is in.
   document.body.dataset.snapshots = String(snapshots);
-  queue?.render();
-  queue?.select(selectedCase);
-  map?.render();
-  if (!mounted.has("cases")) $("#case-panel").replaceChildren(caseSummary(store.cases.get(selectedCase), store));
-  $("#kpis").replaceChildren(...kpiBlock(store));
-  if (!mounted.has("units")) $("#unit-panel").replaceChildren(unitList(store));
-  if (!mounted.has("devices")) $("#device-panel").replaceChildren(deviceList(store, 50, { onSelect: selectDevice, selected: selectedDevice }));
-  $("#alert-panel").replaceChildren(alertList(store));
-  renderAlarms();
+  if (parts.has("queue")) {
+    queue?.render();
+    queue?.select(selectedCase);
+  }
+  if (parts.has("map")) map?.render();
+  if (parts.has("case") && !mounted.has("cases")) $("#case-panel").replaceChildren(caseSummary(store.cases.get(selectedCase), store));
+  if (parts.has("kpis")) $("#kpis").replaceChildren(...kpiBlock(store));
+  if (parts.has("units") && !mounted.has("units")) $("#unit-panel").replaceChildren(unitList(store));
+  if (parts.has("devices") && !mounted.has("devices")) $("#device-panel").replaceChildren(deviceList(store, 50, { onSelect: selectDevice, selected: selectedDevice }));
+  if (parts.has("alerts")) $("#alert-panel").replaceChildren(alertList(store));
+  if (parts.has("alarms")) renderAlarms();
 });
-store.addEventListener("change", renderPanels);
+
+/** Redraw what a change of ``topic`` shows (everything without one), at the next frame. */
+function renderPanels(topic = null) {
+  const entry = topic ? PARTS_BY_TOPIC.find(([prefix]) => topic.startsWith(prefix)) : null;
+  for (const part of entry ? entry[1] : PARTS) dirty.add(part);
+  drawPanels();
+}
+store.addEventListener("change", (event) => renderPanels(event.detail?.topic));
 
 const ALARM_KEEPERS = new Set(["technician", "supervisor"]);
 

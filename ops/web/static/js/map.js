@@ -119,7 +119,9 @@ export class OpsMap {
   render() {
     if (!this.map) return;
     const seen = new Set();
-    const place = (kind, id, lat, lon, makeIcon, title, item) => {
+    // A live update moves or redraws only the markers it changed: rebuilding every marker's
+    // element on each position report would starve the page (and the operator's typing).
+    const place = (kind, id, lat, lon, look, title, item) => {
       if (lat == null || lon == null) return;
       const key = `${kind}:${id}`;
       seen.add(key);
@@ -130,11 +132,19 @@ export class OpsMap {
         this.markers.set(key, marker);
         marker.addTo(this.groups[kind === "case" ? "cases" : kind]);
       } else {
-        marker.setLatLng([lat, lon]);
+        const at = marker.getLatLng();
+        if (at.lat !== lat || at.lng !== lon) marker.setLatLng([lat, lon]);
       }
       marker.item = item;
-      marker.setIcon(makeIcon());
-      marker.options.title = title;
+      const lookKey = look.join("\u0000");
+      if (marker.lookKey !== lookKey) {
+        marker.lookKey = lookKey;
+        marker.setIcon(icon(...look));
+      }
+      if (marker.options.title !== title) {
+        marker.options.title = title;
+        marker.getElement()?.setAttribute("title", title);
+      }
     };
     const store = this.store;
     for (const item of store.openCases()) {
@@ -144,7 +154,7 @@ export class OpsMap {
         item.id,
         item.lat,
         item.lon,
-        () => icon("case", priorityShape(item.priority), item.number, `priority-${item.priority}${breached ? " breached" : ""}`),
+        ["case", priorityShape(item.priority), item.number, `priority-${item.priority}${breached ? " breached" : ""}`],
         `${item.number} ${item.title}`,
         item,
       );
@@ -158,7 +168,7 @@ export class OpsMap {
         unit.id,
         unit.lat,
         unit.lon,
-        () => icon("unit", unit.status === "available" ? "▶" : "▷", label, `unit-${unit.status}${stale ? " stale" : ""}`),
+        ["unit", unit.status === "available" ? "▶" : "▷", label, `unit-${unit.status}${stale ? " stale" : ""}`],
         `${label}${unit.position_at ? ` (${ago(unit.position_at)})` : ""}`,
         unit,
       );
@@ -170,13 +180,13 @@ export class OpsMap {
         device.id,
         device.lat,
         device.lon,
-        () => icon(kind === "cameras" ? "camera" : "device", deviceShape(device.state), `${device.kind === "camera" ? "CAM " : ""}${device.name ?? device.id}`, `state-${device.state ?? "unknown"}`),
+        [kind === "cameras" ? "camera" : "device", deviceShape(device.state), `${device.kind === "camera" ? "CAM " : ""}${device.name ?? device.id}`, `state-${device.state ?? "unknown"}`],
         `${device.name ?? device.id}: ${t(`device.${device.state ?? "unknown"}`)}`,
         device,
       );
     }
     for (const center of store.centers.values()) {
-      place("centers", center.id, center.lat, center.lon, () => icon("center", "⌂", center.name ?? center.id), center.name ?? center.id, center);
+      place("centers", center.id, center.lat, center.lon, ["center", "⌂", center.name ?? center.id], center.name ?? center.id, center);
     }
     for (const [key, marker] of this.markers) {
       if (!seen.has(key)) {
@@ -188,6 +198,9 @@ export class OpsMap {
   }
 
   renderAlerts() {
+    // Areas are redrawn only when the alerts changed: a polygon is costly to build again.
+    if (this.alertsDrawn === this.store.alertsVersion) return;
+    this.alertsDrawn = this.store.alertsVersion;
     const group = this.groups.alerts;
     group.clearLayers();
     for (const alert of this.store.alerts.values()) {

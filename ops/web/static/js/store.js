@@ -87,6 +87,7 @@ export class Store extends EventTarget {
     // otherwise wipe it (a case opened while the console loads would be missing from the queue).
     this.loads = 0;
     this.heard = [];
+    this.alertsVersion = 0; // bumped whenever the alerts change, so the map redraws areas only then
     // name -> true (served), false (absent on this hub), null (not asked yet)
     this.available = { cases: null, devices: null, units: null, alerts: null, centers: null, alarms: null };
   }
@@ -111,6 +112,7 @@ export class Store extends EventTarget {
             const id = idOf(item);
             if (id) map.set(id, item);
           }
+          if (name === "alerts") this.alertsVersion += 1;
           // In the order heard, so the last word on an item is the newest.
           for (const message of this.heard) this.merge(message);
         }),
@@ -197,6 +199,7 @@ export class Store extends EventTarget {
         if (!id) return false;
         const before = map.get(id);
         map.set(id, { ...before, ...payload });
+        if (map === this.alerts) this.alertsVersion += 1;
         this.changed(topic, map.get(id), before);
         return true;
       }
