@@ -8,6 +8,7 @@ import re
 import secrets
 from typing import Any
 
+import asyncpg
 import pytest
 from playwright.async_api import Route, expect
 
@@ -320,6 +321,35 @@ async def test_the_console_reconnects_by_itself_after_the_hub_restarts(
             created["number"]
         )
         await expect(page.locator("#shell")).to_be_visible()
+
+
+async def test_a_session_that_ended_while_the_hub_was_away_asks_to_sign_in_again(
+    make_hub_config: ConfigFactory, new_page: NewPage
+) -> None:
+    """The hub comes back and refuses the old session at the socket's handshake: the console
+    asks on every refused attempt, not only on the first loss, and shows the sign-in form."""
+    config: Config = make_hub_config()
+    async with run_hub(config) as (hub, served):
+        port = served.port
+        username, password = await console_user(hub, Role.OPERATOR)
+        page = await new_page()
+        await sign_in(page, served, username, password)
+    await expect(page.locator("#live")).not_to_have_attribute("data-state", "open")
+    assert config.database.url
+    conn = await asyncpg.connect(config.database.url)
+    try:
+        ended = await conn.execute(
+            "UPDATE sessions SET expires_at = now() - interval '1 second' "
+            "WHERE user_id = (SELECT id FROM users WHERE username = $1)",
+            username,
+        )
+    finally:
+        await conn.close()
+    assert ended == "UPDATE 1"
+    async with run_hub(config, port=port):
+        await expect(page.locator("#login")).to_be_visible(timeout=30_000)
+        await expect(page.locator("#login-note")).to_contain_text("Sesi Anda berakhir")
+        await expect(page.locator("#username")).to_have_value(username)
 
 
 async def test_a_lost_hub_is_shown_in_a_banner_until_the_socket_is_back(

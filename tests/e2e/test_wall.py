@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, Route, expect
 
 from ops.app import Hub
 from ops.core.config import Config
@@ -287,6 +288,62 @@ async def test_a_paired_screen_signs_in_again_by_itself_when_its_session_ends(
 
     # The new session is the sign that the old one ended and the page paired again, however
     # long a loaded machine takes over each step.
+    assert await eventually(live_sessions, message="the screen paired again") == 1
+    await expect(screen.locator("#wall-link")).to_have_attribute("data-state", "open")
+    await expect(_tile(screen, 1)).to_have_attribute("data-kind", "queue")
+
+
+async def test_a_screen_whose_session_ends_while_it_loads_pairs_again(
+    served_hub: tuple[Hub, Served], new_page: NewPage
+) -> None:
+    """Signed in when the page starts, expired by the time it asks for its wall: it pairs again
+    instead of retrying a socket the hub refuses for ever."""
+    hub, served = served_hub
+    supervisor = await console_user(hub, Role.SUPERVISOR)
+    wall = _wall_name()
+    await _api(served, *supervisor, "PUT", f"/api/v1/walls/{wall}", body=LAYOUT)
+    screen = await _open_wall(new_page, served, supervisor, wall, "ruang-rapat")
+    account = f"wall:{wall}:ruang-rapat"
+    held: asyncio.Queue[Route] = asyncio.Queue()
+
+    async def hold_first(route: Route) -> None:
+        if held.empty():
+            await held.put(route)
+        else:
+            await route.continue_()
+
+    async with hub.pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE sessions SET expires_at = now() + interval '2 seconds' "
+            "WHERE user_id = (SELECT id FROM users WHERE username = $1)",
+            account,
+        )
+    await screen.route(f"**/api/v1/walls/{wall}", hold_first)
+    await screen.reload()
+    route = await asyncio.wait_for(held.get(), timeout=10)
+
+    async def expired() -> bool:
+        async with hub.pool.acquire() as conn:
+            left: int = await conn.fetchval(
+                "SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id "
+                "WHERE u.username = $1 AND s.expires_at > now()",
+                account,
+            )
+        return left == 0
+
+    await eventually(expired, message="the screen's session expired")
+    await route.continue_()  # now answered 401
+    await screen.unroute(f"**/api/v1/walls/{wall}")
+
+    async def live_sessions() -> int:
+        async with hub.pool.acquire() as conn:
+            count: int = await conn.fetchval(
+                "SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id "
+                "WHERE u.username = $1 AND s.expires_at > now() + interval '1 day'",
+                account,
+            )
+        return count
+
     assert await eventually(live_sessions, message="the screen paired again") == 1
     await expect(screen.locator("#wall-link")).to_have_attribute("data-state", "open")
     await expect(_tile(screen, 1)).to_have_attribute("data-kind", "queue")

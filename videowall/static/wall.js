@@ -61,6 +61,7 @@ let heartbeat = null;
 let resync = false;
 let linkState = "connecting";
 let booting = null;
+let bootAgain = false;
 let boots = 0;
 
 const feed = new LiveFeed({
@@ -85,7 +86,8 @@ const feed = new LiveFeed({
 // -- connection state -------------------------------------------------------------------------
 
 function showLink(state) {
-  if (state === "closed" && linkState === "open") probeSession();
+  // A socket lost, or refused before it opened: either may mean the session ended.
+  if (state === "closed" && linkState !== "closed") probeSession();
   linkState = state;
   const link = $("#wall-link");
   link.dataset.state = state;
@@ -433,10 +435,19 @@ function tickClock() {
 
 /** Sign in, load and connect; one at a time, however many causes ask at once. */
 function boot() {
-  booting ??= (async () => {
-    boots += 1;
+  if (booting) {
+    // Asked while booting (a call in this boot answered 401): boot again once this one ends,
+    // or the screen would go on with a session the hub no longer takes.
+    bootAgain = true;
+    return booting;
+  }
+  booting = (async () => {
     try {
-      await bootOnce();
+      do {
+        bootAgain = false;
+        boots += 1;
+        await bootOnce();
+      } while (bootAgain);
     } finally {
       booting = null;
     }

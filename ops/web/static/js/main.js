@@ -107,8 +107,9 @@ const context = {
 // -- header -----------------------------------------------------------------------------------
 
 function showLive(state) {
-  // A socket refused at its handshake (signed out) looks like a lost hub: ask which it is.
-  if (state === "closed" && liveState === "open" && session) {
+  // A socket lost, or refused at its handshake (signed out), looks like a lost hub: ask which
+  // it is, on every failed attempt (the session may have ended while the hub was away).
+  if (state === "closed" && liveState !== "closed" && session) {
     api.me().catch((error) => {
       if (error.status === 401) sessionEnded();
     });
