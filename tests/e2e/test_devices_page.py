@@ -79,6 +79,8 @@ async def test_an_alarm_raised_while_the_lists_load_is_not_wiped_by_the_older_li
         username, password = await console_user(hub, Role.TECHNICIAN)
         page = await new_page()
         await sign_in(page, served, username, password)
+        # The console asks for the active alarms too: only the technician page's first list is held.
+        await expect(page.locator("body")).to_have_attribute("data-snapshots", "1")
         first: asyncio.Queue[tuple[Route, APIResponse]] = asyncio.Queue()
         held = False
 
