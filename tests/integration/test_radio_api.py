@@ -15,6 +15,7 @@ import string
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -29,17 +30,15 @@ from ops.radio.setup import parts_of
 from ops.units import service as unit_service
 from ops.users import Role
 from radio.events import (
-    GATEWAY_CHANGED,
     KEY_TRANSMITTER,
     RADIO_FRAME,
     SELECT_CHANNEL,
     SEND_BULLETIN,
-    TRANSCEIVER_CHANGED,
-    GatewayChanged,
     RadioFrameLogged,
-    TransceiverChanged,
 )
 from radio.rigsim import RigctldServer
+from radio.simulator import SimStation, SimulatedTnc, loop_route
+from tests.fixtures.broker import free_port
 from tests.fixtures.hub import (
     TEST_RESTART_POLICY,
     ConfigFactory,
@@ -54,6 +53,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.broker]
 
 #: The test's hub has the gateways "north" (a rig with a channel plan) and "south" (no rig).
 WITH_GATEWAYS = pytest.mark.parametrize("hub_config", ["gateways"], indirect=True)
+#: Seconds for a gateway's adapters to find their TNC and rig after they come up.
+GATEWAY_WAIT = 30.0
 ALL_ROLES = (Role.OPERATOR, Role.SUPERVISOR, Role.TECHNICIAN, Role.VIEWER)
 
 
@@ -452,9 +453,10 @@ def hub_config(make_hub_config: ConfigFactory, request: pytest.FixtureRequest) -
                 {
                     "id": "north",
                     "name": "Posko Utara",
-                    "url": "tcp://127.0.0.1:9",
+                    # A TNC and a rigctld come up on these ports only in the test that wants them.
+                    "url": f"tcp://127.0.0.1:{free_port()}",
                     "ptt": "rig",
-                    "rig": "tcp://127.0.0.1:9",
+                    "rig": f"tcp://127.0.0.1:{free_port()}",
                     "tx_timeout": 20,
                     "channels": [
                         {"name": "APRS", "frequency": 144_390_000},
@@ -518,58 +520,62 @@ async def test_no_gateway_configured_answers_empty(login_as: LoginAs) -> None:
 async def test_gateways_show_config_and_the_adapters_latest_word(
     hub: Hub, login_as: LoginAs
 ) -> None:
-    hub.bus.publish(
-        GATEWAY_CHANGED,
-        GatewayChanged(
-            gateway="north",
-            link="up",
-            url="tcp://127.0.0.1:9",
-            frames_in=12,
-            frames_out=3,
-            decode_errors=1,
-            transmit_queue=2,
-            last_heard=datetime.now(UTC),
-        ),
-        source="test",
-        key="north",
-    )
-    hub.bus.publish(
-        TRANSCEIVER_CHANGED,
-        TransceiverChanged(
-            gateway="north",
-            rig_online=True,
-            channel="Lokal",
-            frequency=145_500_000,
-            mode="FM",
-            ptt=True,
-        ),
-        source="test",
-        key="north",
-    )
+    """The room's settings beside what each gateway's adapter last said: north reaches its TNC
+    and rig once they are up, south reaches nothing."""
+    north_config = hub.config.radio.gateways[0]
+    assert north_config.rig is not None
     viewer = await login_as(Role.VIEWER)
-    status, body = await json_of(viewer, "GET", "/api/v1/radio/gateways")
-    assert status == 200
-    assert body["callsign"] == "YB0PSK"
-    north, south = body["gateways"]
-    assert (north["id"], north["name"], north["ptt"], north["has_rig"]) == (
-        "north",
-        "Posko Utara",
-        "rig",
-        True,
-    )
-    assert [c["name"] for c in north["channels"]] == ["APRS", "Lokal"]
-    assert north["default_channel"] == "APRS"
-    assert north["tx_timeout"] == 20
-    assert north["link"]["link"] == "up"
-    assert (north["link"]["frames_in"], north["link"]["decode_errors"]) == (12, 1)
-    assert north["transceiver"]["channel"] == "Lokal"
-    assert north["transceiver"]["ptt"] is True
-    assert (south["name"], south["ptt"], south["has_rig"], south["channels"]) == (
-        "south",
-        "none",
-        False,
-        [],
-    )
+    technician = await login_as(Role.TECHNICIAN)
+    station = SimStation(new_call(7), loop_route((-6.2, 106.8), 0.2), beacon_every=0.2)
+
+    async def gateways() -> Any:
+        status, body = await json_of(viewer, "GET", "/api/v1/radio/gateways")
+        assert status == 200, body
+        return body
+
+    async def north_says(link: str, channel: str) -> Any:
+        body = await gateways()
+        north = body["gateways"][0]
+        said = (north["link"] or {}).get("link") == link and (north["link"] or {}).get(
+            "frames_in", 0
+        ) >= 1
+        tuned = (north["transceiver"] or {}).get("channel") == channel
+        return body if said and tuned and north["transceiver"]["rig_online"] else None
+
+    async with SimulatedTnc(
+        [station],
+        tcp=("127.0.0.1", urlsplit(north_config.url).port or 0),
+        rig=RigctldServer(port=urlsplit(north_config.rig).port or 0),
+        frequency=144_390_000,
+        hub_callsign="YB0PSK",
+    ):
+        body = await eventually(lambda: north_says("up", "APRS"), timeout=GATEWAY_WAIT)
+        assert body["callsign"] == "YB0PSK"
+        north, south = body["gateways"]
+        assert (north["id"], north["name"], north["ptt"], north["has_rig"]) == (
+            "north",
+            "Posko Utara",
+            "rig",
+            True,
+        )
+        assert [c["name"] for c in north["channels"]] == ["APRS", "Lokal"]
+        assert north["default_channel"] == "APRS"
+        assert north["tx_timeout"] == 20
+        assert north["transceiver"]["frequency"] == 144_390_000
+        assert (south["name"], south["ptt"], south["has_rig"], south["channels"]) == (
+            "south",
+            "none",
+            False,
+            [],
+        )
+        assert south["link"]["link"] == "down"
+        # Tuned from the API, the rig's own answer is what the list shows next.
+        status, answer = await json_of(
+            technician, "POST", "/api/v1/radio/gateways/north/channel", json={"channel": "Lokal"}
+        )
+        assert status == 202, answer
+        body = await eventually(lambda: north_says("up", "Lokal"), timeout=GATEWAY_WAIT)
+        assert body["gateways"][0]["transceiver"]["frequency"] == 145_500_000
 
 
 @WITH_GATEWAYS
