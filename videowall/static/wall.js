@@ -75,8 +75,8 @@ const feed = new LiveFeed({
     } else if (message.type === "event") {
       if (message.topic === "wall.changed") {
         if (message.key === name) showWall(message.payload);
-      } else if (store.apply(message)) {
-        refreshData();
+      } else {
+        store.apply(message); // its change redraws the tiles that show it
       }
     }
   },
@@ -296,9 +296,33 @@ function cameraView(cell, tile) {
   cell.body.replaceChildren(image, status);
 }
 
-const refreshData = throttled(() => {
+// The tiles each kind of live change redraws: a unit's position report (many a second in a busy
+// room) moves the map and counts, and leaves the queue, the case and the cameras alone. Without
+// a topic (a snapshot, the half-minute tick, a new layout) every tile is drawn.
+const TILES_BY_TOPIC = [
+  ["case.", ["case", "queue", "kpis", "follow", "map"]],
+  ["unit.", ["units", "kpis", "map"]],
+  ["device.health", ["devices", "kpis", "map", "camera", "follow"]],
+  ["device.registered", ["devices", "map", "camera", "follow"]],
+  ["device.alarm", ["kpis"]],
+  ["alert.", ["alerts", "map"]],
+];
+let staleKinds = new Set(); // null: every tile
+
+/** Redraw the tiles a change of ``topic`` shows (every tile without one), at the next frame. */
+function refreshData(topic = null) {
+  const entry = typeof topic === "string" ? TILES_BY_TOPIC.find(([prefix]) => topic.startsWith(prefix)) : null;
+  if (!entry) staleKinds = null;
+  else if (staleKinds) for (const kind of entry[1]) staleKinds.add(kind);
+  drawTiles();
+}
+
+const drawTiles = throttled(() => {
+  const kinds = staleKinds;
+  staleKinds = new Set();
   for (const cell of cells) {
     const { tile, body } = cell;
+    if (kinds && !kinds.has(tile.kind)) continue;
     switch (tile.kind) {
       case "case":
         caseTile(cell);
@@ -487,8 +511,9 @@ function start() {
   showLink("connecting");
   tickClock();
   setInterval(tickClock, 1000);
-  setInterval(refreshData, 30000); // ages and SLA clocks move on their own
-  store.addEventListener("change", refreshData); // e.g. a case as the hub has it, fetched after its event
+  setInterval(() => refreshData(), 30000); // ages and SLA clocks move on their own
+  // Live events, and e.g. a case as the hub has it, fetched after its event.
+  store.addEventListener("change", (event) => refreshData(event.detail?.topic));
   boot();
 }
 
