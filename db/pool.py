@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -19,6 +21,8 @@ else:  # asyncpg's classes are not generic at run time
     Pool = asyncpg.Pool
 
 APPLICATION_NAME = "posko"
+#: Hosts a connection to which never leaves the machine.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 async def create_pool(
@@ -38,6 +42,7 @@ async def create_pool(
     return await asyncpg.create_pool(
         dsn,
         password=password,
+        ssl=local_ssl(dsn),
         min_size=min_size,
         max_size=max_size,
         command_timeout=command_timeout,
@@ -45,6 +50,24 @@ async def create_pool(
         init=init_connection,
         server_settings={"application_name": APPLICATION_NAME},
     )
+
+
+def local_ssl(dsn: str) -> bool | None:
+    """``False`` (no TLS) for a server on this machine when nothing asks for TLS, else ``None``.
+
+    asyncpg's default (``prefer``) asks every new connection to upgrade to TLS, cancel requests
+    included; on loopback that buys nothing, and a cancelled query's cancel request can leave the
+    upgrade's future failing with nobody to read it ("Future exception was never retrieved",
+    MagicStack/asyncpg#1310). A ``sslmode`` in the URL or ``PGSSLMODE`` is always honoured.
+    """
+    parts = urlsplit(dsn)
+    query = parse_qs(parts.query)
+    if "sslmode" in query or "ssl" in query or os.environ.get("PGSSLMODE"):
+        return None
+    host = parts.hostname or query.get("host", [""])[0]
+    if not host or host.startswith("/") or host in LOOPBACK_HOSTS:
+        return False
+    return None
 
 
 async def init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
