@@ -72,6 +72,30 @@ async def _open_wall(
     return page
 
 
+async def _end_session_in(hub: Hub, account: str, seconds: int) -> None:
+    """Make the screen account's session expire ``seconds`` from now."""
+    async with hub.pool.acquire() as conn:
+        ended = await conn.execute(
+            "UPDATE sessions SET expires_at = now() + make_interval(secs => $2) "
+            "WHERE user_id = (SELECT id FROM users WHERE username = $1)",
+            account,
+            seconds,
+        )
+    assert ended == "UPDATE 1"
+
+
+async def _sessions(hub: Hub, account: str, *, fresh: bool) -> int:
+    """The account's sessions still valid: all of them, or (``fresh``) only new 30-day ones."""
+    async with hub.pool.acquire() as conn:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id "
+            "WHERE u.username = $1 AND s.expires_at > now() + make_interval(days => $2)",
+            account,
+            1 if fresh else 0,
+        )
+    return count
+
+
 def _tile(page: Page, index: int) -> Any:
     return page.locator(f"#wall-grid .tile[data-index='{index}']")
 
@@ -266,29 +290,16 @@ async def test_a_paired_screen_signs_in_again_by_itself_when_its_session_ends(
     await _api(served, *supervisor, "PUT", f"/api/v1/walls/{wall}", body=LAYOUT)
     screen = await _open_wall(new_page, served, supervisor, wall, "lobi")
     account = f"wall:{wall}:lobi"
-    async with hub.pool.acquire() as conn:
-        ended = await conn.execute(
-            "UPDATE sessions SET expires_at = now() + interval '1 second' "
-            "WHERE user_id = (SELECT id FROM users WHERE username = $1)",
-            account,
-        )
-    assert ended == "UPDATE 1"
+    await _end_session_in(hub, account, 1)
     # The socket reconnects at once with the old cookie; the hub ends it when the session
     # expires (1008), and the page pairs again with its stored token.
     await screen.reload()  # the socket's deadline is set when it opens
-
-    async def live_sessions() -> int:
-        async with hub.pool.acquire() as conn:
-            count: int = await conn.fetchval(
-                "SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id "
-                "WHERE u.username = $1 AND s.expires_at > now() + interval '1 day'",
-                account,
-            )
-        return count
-
     # The new session is the sign that the old one ended and the page paired again, however
     # long a loaded machine takes over each step.
-    assert await eventually(live_sessions, message="the screen paired again") == 1
+    paired = await eventually(
+        lambda: _sessions(hub, account, fresh=True), message="the screen paired again"
+    )
+    assert paired == 1
     await expect(screen.locator("#wall-link")).to_have_attribute("data-state", "open")
     await expect(_tile(screen, 1)).to_have_attribute("data-kind", "queue")
 
@@ -312,39 +323,22 @@ async def test_a_screen_whose_session_ends_while_it_loads_pairs_again(
         else:
             await route.continue_()
 
-    async with hub.pool.acquire() as conn:
-        await conn.execute(
-            "UPDATE sessions SET expires_at = now() + interval '2 seconds' "
-            "WHERE user_id = (SELECT id FROM users WHERE username = $1)",
-            account,
-        )
+    await _end_session_in(hub, account, 2)
     await screen.route(f"**/api/v1/walls/{wall}", hold_first)
     await screen.reload()
     route = await asyncio.wait_for(held.get(), timeout=10)
 
     async def expired() -> bool:
-        async with hub.pool.acquire() as conn:
-            left: int = await conn.fetchval(
-                "SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id "
-                "WHERE u.username = $1 AND s.expires_at > now()",
-                account,
-            )
-        return left == 0
+        return await _sessions(hub, account, fresh=False) == 0
 
     await eventually(expired, message="the screen's session expired")
     await route.continue_()  # now answered 401
     await screen.unroute(f"**/api/v1/walls/{wall}")
 
-    async def live_sessions() -> int:
-        async with hub.pool.acquire() as conn:
-            count: int = await conn.fetchval(
-                "SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id "
-                "WHERE u.username = $1 AND s.expires_at > now() + interval '1 day'",
-                account,
-            )
-        return count
-
-    assert await eventually(live_sessions, message="the screen paired again") == 1
+    paired = await eventually(
+        lambda: _sessions(hub, account, fresh=True), message="the screen paired again"
+    )
+    assert paired == 1
     await expect(screen.locator("#wall-link")).to_have_attribute("data-state", "open")
     await expect(_tile(screen, 1)).to_have_attribute("data-kind", "queue")
 
