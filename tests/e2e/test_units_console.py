@@ -333,7 +333,6 @@ async def test_an_order_sent_while_the_open_orders_load_stays_in_the_list(
 
     await page.route("**/api/v1/dispatches?open=true*", hold_orders)
     await sign_in(page, served, username, password)
-    panel = page.locator("[data-panel=units]")
     # Both asked before the order below: when the panel mounts, and with the first snapshot.
     await eventually(lambda: len(held) == 2)
     case = await fire_case(served, username, password, spot)

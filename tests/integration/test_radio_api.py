@@ -528,19 +528,14 @@ async def test_gateways_show_config_and_the_adapters_latest_word(
     technician = await login_as(Role.TECHNICIAN)
     station = SimStation(new_call(7), loop_route((-6.2, 106.8), 0.2), beacon_every=0.2)
 
-    async def gateways() -> Any:
+    async def north_on(channel: str) -> Any:
+        """The gateways, once north's link is up with a frame heard and its rig on ``channel``."""
         status, body = await json_of(viewer, "GET", "/api/v1/radio/gateways")
         assert status == 200, body
-        return body
-
-    async def north_says(link: str, channel: str) -> Any:
-        body = await gateways()
-        north = body["gateways"][0]
-        said = (north["link"] or {}).get("link") == link and (north["link"] or {}).get(
-            "frames_in", 0
-        ) >= 1
-        tuned = (north["transceiver"] or {}).get("channel") == channel
-        return body if said and tuned and north["transceiver"]["rig_online"] else None
+        link = body["gateways"][0]["link"] or {}
+        rig = body["gateways"][0]["transceiver"] or {}
+        heard = link.get("link") == "up" and link.get("frames_in", 0) >= 1
+        return body if heard and rig.get("rig_online") and rig.get("channel") == channel else None
 
     async with SimulatedTnc(
         [station],
@@ -549,7 +544,7 @@ async def test_gateways_show_config_and_the_adapters_latest_word(
         frequency=144_390_000,
         hub_callsign="YB0PSK",
     ):
-        body = await eventually(lambda: north_says("up", "APRS"), timeout=GATEWAY_WAIT)
+        body = await eventually(lambda: north_on("APRS"), timeout=GATEWAY_WAIT)
         assert body["callsign"] == "YB0PSK"
         north, south = body["gateways"]
         assert (north["id"], north["name"], north["ptt"], north["has_rig"]) == (
@@ -574,7 +569,7 @@ async def test_gateways_show_config_and_the_adapters_latest_word(
             technician, "POST", "/api/v1/radio/gateways/north/channel", json={"channel": "Lokal"}
         )
         assert status == 202, answer
-        body = await eventually(lambda: north_says("up", "Lokal"), timeout=GATEWAY_WAIT)
+        body = await eventually(lambda: north_on("Lokal"), timeout=GATEWAY_WAIT)
         assert body["gateways"][0]["transceiver"]["frequency"] == 145_500_000
 
 

@@ -9,7 +9,7 @@ import { OpsMap } from "/static/js/map.js";
 import { alertList, caseSummary, deviceList, kpiBlock, unitList } from "/static/js/panels.js";
 import { isOpen, Store } from "/static/js/store.js";
 import { ago, formatTime, setZone, zoneLabel } from "/static/js/time.js";
-import { el, priorityBadge, throttled } from "/static/js/ui.js";
+import { el, priorityBadge, redrawByTopic } from "/static/js/ui.js";
 
 addStrings("id", {
   "screen.connected": "TERSAMBUNG",
@@ -299,27 +299,19 @@ function cameraView(cell, tile) {
 // The tiles each kind of live change redraws: a unit's position report (many a second in a busy
 // room) moves the map and counts, and leaves the queue, the case and the cameras alone. Without
 // a topic (a snapshot, the half-minute tick, a new layout) every tile is drawn.
-const TILES_BY_TOPIC = [
-  ["case.", ["case", "queue", "kpis", "follow", "map"]],
-  ["unit.", ["units", "kpis", "map"]],
-  ["device.health", ["devices", "kpis", "map", "camera", "follow"]],
-  ["device.registered", ["devices", "map", "camera", "follow"]],
-  ["device.alarm", ["kpis"]],
-  ["alert.", ["alerts", "map"]],
-];
-let staleKinds = new Set(); // null: every tile
+const refreshData = redrawByTopic(
+  [
+    ["case.", ["case", "queue", "kpis", "follow", "map"]],
+    ["unit.", ["units", "kpis", "map"]],
+    ["device.health", ["devices", "kpis", "map", "camera", "follow"]],
+    ["device.registered", ["devices", "map", "camera", "follow"]],
+    ["device.alarm", ["kpis"]],
+    ["alert.", ["alerts", "map"]],
+  ],
+  (kinds) => drawTiles(kinds),
+);
 
-/** Redraw the tiles a change of ``topic`` shows (every tile without one), at the next frame. */
-function refreshData(topic = null) {
-  const entry = typeof topic === "string" ? TILES_BY_TOPIC.find(([prefix]) => topic.startsWith(prefix)) : null;
-  if (!entry) staleKinds = null;
-  else if (staleKinds) for (const kind of entry[1]) staleKinds.add(kind);
-  drawTiles();
-}
-
-const drawTiles = throttled(() => {
-  const kinds = staleKinds;
-  staleKinds = new Set();
+function drawTiles(kinds) {
   for (const cell of cells) {
     const { tile, body } = cell;
     if (kinds && !kinds.has(tile.kind)) continue;
@@ -361,7 +353,7 @@ const drawTiles = throttled(() => {
         break;
     }
   }
-});
+}
 
 /** One case: from the live store while open, else as the hub has it (closed), or "not found". */
 function caseTile(cell) {

@@ -12,7 +12,7 @@ import { Queue } from "./queue.js";
 import { StatusPanel } from "./status.js";
 import { Store } from "./store.js";
 import { ago, formatDateTime, formatTime, setZone, zoneLabel } from "./time.js";
-import { throttled } from "./ui.js";
+import { redrawByTopic } from "./ui.js";
 import { mount as mountWallAdmin } from "./wall-admin.js";
 import { WallControl } from "./walls.js";
 
@@ -171,42 +171,33 @@ async function refreshAll() {
 
 // What each kind of live change redraws. A unit's position report (many a second in a busy
 // room) must not rebuild the queue, the case and every list: only its marker, its list and the
-// figures. Anything else (a snapshot, the clock, the language) redraws everything.
-const PARTS = ["queue", "map", "case", "kpis", "units", "devices", "alerts", "alarms"];
-const PARTS_BY_TOPIC = [
-  ["case.", ["queue", "map", "case", "kpis"]],
-  ["unit.", ["map", "kpis", "units"]],
-  ["device.health", ["map", "kpis", "devices", "alarms"]],
-  ["device.registered", ["map", "devices", "alarms"]],
-  ["device.alarm", ["kpis", "alarms"]],
-  ["alert.", ["map", "alerts"]],
-];
-let dirty = new Set();
-
-const drawPanels = throttled(() => {
-  const parts = dirty;
-  dirty = new Set();
-  // How many snapshots the panels have drawn: a page (or a test) can tell the first load is in.
-  document.body.dataset.snapshots = String(snapshots);
-  if (parts.has("queue")) {
-    queue?.render();
-    queue?.select(selectedCase);
-  }
-  if (parts.has("map")) map?.render();
-  if (parts.has("case") && !mounted.has("cases")) $("#case-panel").replaceChildren(caseSummary(store.cases.get(selectedCase), store));
-  if (parts.has("kpis")) $("#kpis").replaceChildren(...kpiBlock(store));
-  if (parts.has("units") && !mounted.has("units")) $("#unit-panel").replaceChildren(unitList(store));
-  if (parts.has("devices") && !mounted.has("devices")) $("#device-panel").replaceChildren(deviceList(store, 50, { onSelect: selectDevice, selected: selectedDevice }));
-  if (parts.has("alerts")) $("#alert-panel").replaceChildren(alertList(store));
-  if (parts.has("alarms")) renderAlarms();
-});
-
-/** Redraw what a change of ``topic`` shows (everything without one), at the next frame. */
-function renderPanels(topic = null) {
-  const entry = topic ? PARTS_BY_TOPIC.find(([prefix]) => topic.startsWith(prefix)) : null;
-  for (const part of entry ? entry[1] : PARTS) dirty.add(part);
-  drawPanels();
-}
+// figures.
+const renderPanels = redrawByTopic(
+  [
+    ["case.", ["queue", "map", "case", "kpis"]],
+    ["unit.", ["map", "kpis", "units"]],
+    ["device.health", ["map", "kpis", "devices", "alarms"]],
+    ["device.registered", ["map", "devices", "alarms"]],
+    ["device.alarm", ["kpis", "alarms"]],
+    ["alert.", ["map", "alerts"]],
+  ],
+  (parts) => {
+    const due = (part) => !parts || parts.has(part);
+    // How many snapshots the panels have drawn: a page (or a test) can tell the first load is in.
+    document.body.dataset.snapshots = String(snapshots);
+    if (due("queue")) {
+      queue?.render();
+      queue?.select(selectedCase);
+    }
+    if (due("map")) map?.render();
+    if (due("case") && !mounted.has("cases")) $("#case-panel").replaceChildren(caseSummary(store.cases.get(selectedCase), store));
+    if (due("kpis")) $("#kpis").replaceChildren(...kpiBlock(store));
+    if (due("units") && !mounted.has("units")) $("#unit-panel").replaceChildren(unitList(store));
+    if (due("devices") && !mounted.has("devices")) $("#device-panel").replaceChildren(deviceList(store, 50, { onSelect: selectDevice, selected: selectedDevice }));
+    if (due("alerts")) $("#alert-panel").replaceChildren(alertList(store));
+    if (due("alarms")) renderAlarms();
+  },
+);
 store.addEventListener("change", (event) => renderPanels(event.detail?.topic));
 
 const ALARM_KEEPERS = new Set(["technician", "supervisor"]);

@@ -64,6 +64,26 @@ export function throttled(fn) {
 }
 
 /**
+ * A throttled redraw of only what live changes show. ``table`` lists [topic prefix, part names];
+ * ``draw(parts)`` gets the parts to redraw at the next frame, or null for everything (a change
+ * without a topic, or one the table does not name: a snapshot, the clock, the language).
+ */
+export function redrawByTopic(table, draw) {
+  let parts = new Set(); // null: everything
+  const flush = throttled(() => {
+    const due = parts;
+    parts = new Set();
+    draw(due);
+  });
+  return (topic = null) => {
+    const entry = typeof topic === "string" ? table.find(([prefix]) => topic.startsWith(prefix)) : null;
+    if (!entry) parts = null;
+    else if (parts) for (const part of entry[1]) parts.add(part);
+    flush();
+  };
+}
+
+/**
  * Redraw part of the page and hand the focus (and caret) back to the field that had it.
  *
  * Replacing or re-parenting a focused element blurs it, and the operator's next keystrokes go
